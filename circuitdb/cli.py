@@ -1,0 +1,369 @@
+"""The `circuitdb` command: parse options, call the library, render a table or exact JSON. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from circuitdb.catalog import Catalog
+from circuitdb.domain import Task, model_named
+from circuitdb.errors import CircuitdbError
+from circuitdb.queries.selection import RunInfo, Selection, label_of, labels
+
+STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
+
+
+class Group(click.Group):
+    """Turns CircuitdbError into one line on stderr and exit 1; tracebacks only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CircuitdbError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # an unforeseen failure still gets one line; --debug shows where
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Group)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="circuitdb")
+def main(debug: bool) -> None:
+    """A graph catalog of transformer circuits: import, compare, export."""
+
+
+def store_option(f: Callable) -> Callable:
+    return click.option("--store", envvar="CIRCUITDB_STORE", default=None, help=STORE_HELP)(f)
+
+
+def json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Exact, machine-readable output.")(f)
+
+
+def selection_options(f: Callable) -> Callable:
+    """The options every selection reads the same way."""
+    for option in reversed([
+        click.option("--model", "models", multiple=True, help="Model name (repeatable)."),
+        click.option("--task", "tasks", multiple=True, help="Task name (repeatable)."),
+        click.option("--threshold", "thresholds", multiple=True, type=float, help="Performance threshold in (0, 1]."),
+        click.option("--method", "methods", multiple=True, help="Discovery method (prune, eap-ig, ...)."),
+        click.option("--ablation", "ablations", multiple=True, help="Ablation (mean, zero, resample, ...)."),
+        click.option("--metric", "metrics", multiple=True, help="Metric (logit_diff, ...)."),
+        click.option("--run", "run_ids", multiple=True, help="Run id or unique prefix (repeatable)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def selection(**kw: Any) -> Selection:
+    return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics",
+                                                   "run_ids")})
+
+
+def pop_selection(kw: dict[str, Any]) -> Selection:
+    sel = selection(**kw)
+    for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids"):
+        kw.pop(k)
+    return sel
+
+
+def emit(data: Any, as_json: bool, table: Callable[[], None]) -> None:
+    """`--json` prints exact JSON; otherwise the readable table."""
+    if as_json:
+        from circuitdb.analysis.tables import plain
+
+        click.echo(json.dumps(plain(data), indent=2))
+    else:
+        table()
+
+
+def print_frame(frame: pd.DataFrame, title: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, show_lines=False)
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def runs_title(runs: list[RunInfo]) -> str:
+    return " | ".join(label_of(r) for r in runs)
+
+
+@main.command()
+@store_option
+def init(store: str | None) -> None:
+    """Create the catalog schema (idempotent)."""
+    with Catalog(store) as catalog:
+        click.echo(f"catalog ready ({catalog.store.backend}), {len(catalog.runs())} runs")
+
+
+@main.group("import")
+def import_() -> None:
+    """Import circuits from files of other tools or circuitdb's own export."""
+
+
+def _import_options(f: Callable) -> Callable:
+    for option in reversed([
+        click.argument("path", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--model", required=True, help="Model the circuit was found in."),
+        click.option("--task", required=True, help="Task name."),
+        store_option,
+    ]):
+        f = option(f)
+    return f
+
+
+def _report(catalog: Catalog, ids: list[str]) -> None:
+    for info in catalog.select(Selection(run_ids=tuple(ids))):
+        click.echo(f"imported {info.id}  {label_of(info)}  {info.n_nodes} nodes, {info.n_edges} edges")
+
+
+@import_.command("seqcont")
+@_import_options
+@click.option("--threshold", required=True, type=float, help="Performance threshold of the circuit, in (0, 1].")
+@click.option("--method", default="prune", show_default=True)
+@click.option("--ablation", default="mean", show_default=True)
+def import_seqcont(path: Path, model: str, task: str, store: str | None, threshold: float, method: str,
+                   ablation: str) -> None:
+    """A seqcont result file {"heads": [[layer, head], ...], "mlps": [layer, ...]}."""
+    from circuitdb.ingest.seqcont import read_seqcont
+
+    run = read_seqcont(path, model_named(model), Task(task), threshold, method, ablation)
+    with Catalog(store) as catalog:
+        _report(catalog, catalog.add(run))
+
+
+@import_.command("eap-ig")
+@_import_options
+@click.option("--method", default="eap-ig", show_default=True)
+@click.option("--threshold", type=float, default=None, help="Threshold the graph was cut at, if any.")
+def import_eapig(path: Path, model: str, task: str, store: str | None, method: str, threshold: float | None) -> None:
+    """An EAP-IG graph JSON (Graph.to_json): in-graph nodes and edges with their scores."""
+    from circuitdb.ingest.eapig import read_eapig
+
+    run = read_eapig(path, model_named(model), Task(task), method, threshold)
+    with Catalog(store) as catalog:
+        _report(catalog, catalog.add(run))
+
+
+@import_.command("json")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@store_option
+def import_json(path: Path, store: str | None) -> None:
+    """circuitdb's own export (`circuitdb export -o runs.json`)."""
+    from circuitdb.ingest.native import read_native
+
+    runs = read_native(path)
+    with Catalog(store) as catalog:
+        _report(catalog, catalog.add(runs))
+
+
+@main.command()
+@selection_options
+@store_option
+@json_option
+def runs(store: str | None, as_json: bool, **kw: Any) -> None:
+    """List runs (id, model, task, method, threshold, faithfulness, sizes)."""
+    sel = selection(**kw)
+    with Catalog(store, create=False) as catalog:
+        found = catalog.runs(None if sel == Selection() else sel)
+    frame = pd.DataFrame([r.as_dict() for r in found], columns=list(RunInfo.__dataclass_fields__))
+    emit([r.as_dict() for r in found], as_json, lambda: print_frame(frame.drop(columns=["created_at"]),
+                                                                     f"{len(found)} runs"))
+
+
+@main.command()
+@click.argument("run_id")
+@store_option
+@json_option
+def show(run_id: str, store: str | None, as_json: bool) -> None:
+    """One run: provenance, members with scores, edges with weights."""
+    from circuitdb.ingest.native import run_to_dict
+
+    with Catalog(store, create=False) as catalog:
+        run = catalog.run(run_id)
+    data = run_to_dict(run)
+
+    def table() -> None:
+        head = {k: v for k, v in data.items() if k not in ("components", "edges")}
+        for key, value in head.items():
+            click.echo(f"{key:>13}: {value}")
+        print_frame(pd.DataFrame(data["components"], columns=["name", "score"]), "components")
+        if data["edges"]:
+            print_frame(pd.DataFrame(data["edges"], columns=["sender", "receiver", "input", "weight"]), "edges")
+
+    emit(data, as_json, table)
+
+
+@main.command()
+@selection_options
+@click.option("--edges", is_flag=True, help="Shared edges instead of components.")
+@store_option
+@json_option
+def shared(store: str | None, as_json: bool, edges: bool, **kw: Any) -> None:
+    """Components (or edges) present in every selected run."""
+    from circuitdb.analysis.tables import records
+
+    with Catalog(store, create=False) as catalog:
+        runs = catalog.select(selection(**kw))
+        frame = catalog.shared(Selection(run_ids=tuple(r.id for r in runs)), edges)
+    data = {"runs": [r.as_dict() for r in runs], "edges" if edges else "components": records(frame)}
+    emit(data, as_json, lambda: print_frame(frame, f"shared by {runs_title(runs)}: {len(frame)}"))
+
+
+@main.command()
+@selection_options
+@click.option("--edges", is_flag=True, help="Regions of edges instead of components.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Venn/UpSet plot (.png/.svg).")
+@store_option
+@json_option
+def venn(store: str | None, as_json: bool, edges: bool, output: Path | None, **kw: Any) -> None:
+    """Venn regions (count and members) of 2-4 runs; an UpSet table for more."""
+    from circuitdb.analysis.plots import venn_plot
+
+    with Catalog(store, create=False) as catalog:
+        result = catalog.venn(selection(**kw), edges)
+    if output:
+        venn_plot(result.labels, result.regions, output, "edges" if edges else "components")
+    emit(result.as_dict(), as_json,
+         lambda: print_frame(result.regions, ("UpSet" if result.upset else "Venn") + f": {', '.join(result.labels)}"))
+    if output and not as_json:
+        click.echo(f"wrote {output}")
+
+
+@main.command()
+@selection_options
+@click.option("--edges", is_flag=True, help="Diff edges instead of components.")
+@store_option
+@json_option
+def diff(store: str | None, as_json: bool, edges: bool, **kw: Any) -> None:
+    """Only in A, only in B, in both (A and B are the two selected runs, in the order given)."""
+    from circuitdb.analysis.tables import records
+
+    with Catalog(store, create=False) as catalog:
+        (a, b), frame = catalog.diff(selection(**kw), edges)
+    data = {"a": a.as_dict(), "b": b.as_dict(), "rows": records(frame)}
+    emit(data, as_json, lambda: print_frame(frame, f"A = {label_of(a)}   B = {label_of(b)}"))
+
+
+@main.command()
+@selection_options
+@click.option("--edges", is_flag=True, help="Jaccard of edge sets instead of component sets.")
+@click.option("--weighted", is_flag=True, help="Weighted Jaccard: sum of min |score| / sum of max |score|.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Heatmap (.png/.svg).")
+@store_option
+@json_option
+def similarity(store: str | None, as_json: bool, edges: bool, weighted: bool, output: Path | None, **kw: Any) -> None:
+    """Jaccard similarity matrix over the selected runs (all runs when nothing is selected)."""
+    from circuitdb.analysis.plots import heatmap
+    from circuitdb.analysis.tables import matrix_records
+
+    sel = selection(**kw)
+    with Catalog(store, create=False) as catalog:
+        matrix = catalog.similarity(None if sel == Selection() else sel, edges, weighted)
+    if output:
+        heatmap(matrix, output, ("weighted " if weighted else "") + "Jaccard of " + ("edges" if edges else "components"))
+    emit(matrix_records(matrix), as_json, lambda: print_frame(matrix.reset_index(names="")))
+
+
+@main.command()
+@click.option("--model", required=True)
+@click.option("--task", required=True)
+@click.option("--method", "methods", multiple=True)
+@store_option
+@json_option
+def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, as_json: bool) -> None:
+    """Circuit size and members per threshold of one model x task, and how each nests in the stricter one."""
+    from circuitdb.analysis.tables import records
+
+    with Catalog(store, create=False) as catalog:
+        frame = catalog.ladder(model, task, methods)
+    emit(records(frame), as_json, lambda: print_frame(frame, f"{model}/{task}"))
+
+
+@main.command()
+@selection_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help=".dot/.gv/.svg/.png/.pdf picture (1-3 runs), .json runs (circuitdb format), .csv memberships.")
+@click.option("--only-shared", is_flag=True, help="Picture only what all selected runs share.")
+@store_option
+def export(store: str | None, output: Path, only_shared: bool, **kw: Any) -> None:
+    """Export the selected runs as a Graphviz picture, circuitdb JSON or a CSV table."""
+    from circuitdb.analysis.circuit_graph import overlap_graph, to_dot, write_picture
+    from circuitdb.analysis.tables import write_table
+    from circuitdb.ingest.native import dumps
+
+    suffix = output.suffix.lower()
+    with Catalog(store, create=False) as catalog:
+        runs = catalog.select(selection(**kw))
+        if suffix == ".json":
+            output.write_text(dumps([catalog.run(r.id) for r in runs]))
+        else:
+            members, edges = catalog.circuits(runs)
+            if suffix == ".csv":
+                write_table(pd.DataFrame(members, columns=["run", "component", "kind", "layer", "score"]), output)
+            else:
+                graph = overlap_graph(labels(runs), [r.id for r in runs], members, edges, only_shared)
+                title = ("shared: " if only_shared else "") + runs_title(runs)
+                write_picture(to_dot(graph, title), output)
+    click.echo(f"wrote {output} ({len(runs)} runs)")
+
+
+@main.command()
+@click.argument("cypher")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Cypher parameter (JSON or string).")
+@store_option
+@json_option
+def query(cypher: str, params: tuple[str, ...], store: str | None, as_json: bool) -> None:
+    """Run your own Cypher, read-only: the store refuses any write."""
+    values: dict[str, Any] = {}
+    for item in params:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise CircuitdbError(f"--param {item!r}: expected NAME=VALUE")
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    with Catalog(store, read_only=True) as catalog:
+        rows = catalog.query(cypher, values)
+    emit(rows, as_json, lambda: print_frame(pd.DataFrame(rows)))
+
+
+@main.command()
+@click.argument("run_id")
+@store_option
+def delete(run_id: str, store: str | None) -> None:
+    """Remove one run (its memberships and edges; shared components stay)."""
+    with Catalog(store, create=False) as catalog:
+        info = catalog.run(run_id)
+        catalog.delete(info.id)
+    click.echo(f"deleted {info.id}")

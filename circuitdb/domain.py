@@ -1,0 +1,265 @@
+"""Model, Task, Run, Component, Edge: the catalog's plain data, with canonical names and their parsers.
+
+Names follow EAP-IG/MIB (`input`, `a9.h1`, `m9`, `m9.n12`, `logits`, `f<dictionary>/<index>`) so
+circuits from other tools line up; the parsers also take what researchers type (`9.1`, `L9H1`, `MLP 9`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from circuitdb.errors import CircuitdbError
+
+KINDS = ("embed", "head", "mlp", "neuron", "sae_feature", "error", "logits")
+EDGE_INPUTS = ("", "q", "k", "v")
+
+
+@dataclass(frozen=True, order=False)
+class Component:
+    """One node of a circuit: a head, an MLP, a neuron, an SAE feature, the embedding or the logits."""
+
+    kind: str
+    layer: int | None = None
+    index: int | None = None
+    dictionary: str = ""
+
+    @property
+    def name(self) -> str:
+        """The canonical EAP-IG/MIB spelling."""
+        if self.kind == "head":
+            return f"a{self.layer}.h{self.index}"
+        if self.kind == "mlp":
+            return f"m{self.layer}"
+        if self.kind == "neuron":
+            return f"m{self.layer}.n{self.index}"
+        if self.kind == "sae_feature":
+            return f"f{self.dictionary}/{self.index}"
+        if self.kind == "error":
+            return f"f{self.dictionary}/err"
+        return "input" if self.kind == "embed" else "logits"
+
+    def sort_key(self) -> tuple:
+        """Forward order: input, then per layer heads, MLP, neurons, features; logits last."""
+        rank = {"embed": (-1, 0), "logits": (10**9, 0)}.get(self.kind)
+        if rank is None:
+            rank = (self.layer if self.layer is not None else 10**8, KINDS.index(self.kind))
+        return (*rank, self.dictionary, self.index if self.index is not None else -1)
+
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^a(\d+)\.h(\d+)$"), "head"),
+    (re.compile(r"^(?:l|layer\s*)?(\d+)\s*[.,:/ ]\s*(?:h|head\s*)?(\d+)$"), "head"),
+    (re.compile(r"^l(\d+)\s*h(\d+)$"), "head"),
+    (re.compile(r"^a(\d+)\s*h(\d+)$"), "head"),
+    (re.compile(r"^\[\s*(\d+)\s*,\s*(\d+)\s*\]$"), "head"),
+    (re.compile(r"^\(\s*(\d+)\s*,\s*(\d+)\s*\)$"), "head"),
+    (re.compile(r"^m(\d+)\.n(\d+)$"), "neuron"),
+    (re.compile(r"^(?:m|mlp\s*|mlp_?)(\d+)$"), "mlp"),
+]
+_FEATURE = re.compile(r"^f([A-Za-z0-9_.\-]+)/(\d+|err)$")
+
+
+def dictionary_layer(dictionary: str) -> int | None:
+    """The layer an SAE dictionary reads, taken from the first number in its name (`resid3` -> 3)."""
+    found = re.search(r"\d+", dictionary)
+    return int(found.group()) if found else None
+
+
+def parse_component(text: str | list | tuple) -> Component:
+    """Read a component name in any accepted spelling; raise CircuitdbError on anything else."""
+    if isinstance(text, (list, tuple)):
+        if len(text) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in text):
+            return Component("head", text[0], text[1])
+        raise CircuitdbError(f"not a component name: {text!r} (a head is [layer, head])")
+    if isinstance(text, int) and not isinstance(text, bool):
+        return Component("mlp", text)
+    if not isinstance(text, str):
+        raise CircuitdbError(f"not a component name: {text!r}")
+    raw = text.strip()
+    feature = _FEATURE.match(raw)
+    if feature:
+        dictionary, index = feature.groups()
+        layer = dictionary_layer(dictionary)
+        if index == "err":
+            return Component("error", layer, None, dictionary)
+        return Component("sae_feature", layer, int(index), dictionary)
+    low = raw.lower()
+    if low in ("input", "embed", "embedding", "emb"):
+        return Component("embed")
+    if low in ("logits", "output", "unembed"):
+        return Component("logits")
+    for pattern, kind in _PATTERNS:
+        found = pattern.match(low)
+        if found:
+            numbers = [int(g) for g in found.groups()]
+            return Component(kind, numbers[0], numbers[1] if len(numbers) > 1 else None)
+    raise CircuitdbError(
+        f"not a component name: {text!r} (use a9.h1, m9, m9.n12, input, logits, f<dict>/<index>, or 9.1, L9H1, MLP 9)"
+    )
+
+
+def canonical(text: str | list | tuple) -> str:
+    """The canonical name of any accepted spelling."""
+    return parse_component(text).name
+
+
+def component_id(model: str, name: str) -> str:
+    """The graph id of a component: `<model>/<name>`."""
+    return f"{model}/{name}"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A weighted patching edge of one run; `input` is q, k or v for a head receiver, else empty."""
+
+    sender: str
+    receiver: str
+    weight: float = 0.0
+    input: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity of an edge across runs: (sender, receiver, input)."""
+        return (self.sender, self.receiver, self.input)
+
+    @property
+    def name(self) -> str:
+        """The EAP-IG spelling `a0.h1->a2.h3<q>`."""
+        return f"{self.sender}->{self.receiver}" + (f"<{self.input}>" if self.input else "")
+
+
+_EDGE_NAME = re.compile(r"^(.+?)->(.+?)(?:<([qkv])>)?$")
+
+
+def parse_edge_name(text: str) -> tuple[str, str, str]:
+    """Split an EAP-IG edge name `a0.h1->a2.h3<q>` into canonical (sender, receiver, input)."""
+    found = _EDGE_NAME.match(text.strip())
+    if not found:
+        raise CircuitdbError(f"not an edge name: {text!r} (expected SENDER->RECEIVER or SENDER->RECEIVER<q|k|v>)")
+    sender, receiver, qkv = found.groups()
+    return canonical(sender), canonical(receiver), qkv or ""
+
+
+@dataclass(frozen=True)
+class Model:
+    """A transformer the circuits were found in."""
+
+    name: str
+    n_layers: int | None = None
+    n_heads: int | None = None
+    d_model: int | None = None
+    source: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Task:
+    """A behaviour a circuit is found for (digits, months, ioi, ...)."""
+
+    name: str
+    family: str = ""
+    description: str = ""
+    n_prompts: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+def check_threshold(value: float | None) -> float | None:
+    """A performance threshold is a fraction of the full model in (0, 1]."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (0 < value <= 1):
+        raise CircuitdbError(f"threshold must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Run:
+    """One circuit: model x task x method x ablation x metric x threshold, its members, edges and provenance."""
+
+    model: Model
+    task: Task
+    method: str
+    threshold: float | None = None
+    ablation: str = "mean"
+    metric: str = "logit_diff"
+    components: dict[str, float | None] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    faithfulness: float | None = None
+    completeness: float | None = None
+    params: dict = field(default_factory=dict)
+    dataset_hash: str = ""
+    seed: int | None = None
+    versions: dict = field(default_factory=dict)
+    created_at: str = field(default_factory=_now)
+    nests_in: str | None = None
+    evaluations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Deterministic: a hash of the defining fields, so a re-run replaces its own earlier copy."""
+        return run_id(self.model.name, self.task.name, self.method, self.ablation, self.metric, self.threshold)
+
+    def validate(self) -> Run:
+        """Canonicalise names and check the run is whole; raise CircuitdbError naming the first problem."""
+        check_threshold(self.threshold)
+        members: dict[str, float | None] = {}
+        for raw, score in self.components.items():
+            name = canonical(raw)
+            if score is not None and not (isinstance(score, (int, float)) and math.isfinite(score)):
+                raise CircuitdbError(f"component {name}: score must be a finite number, got {score!r}")
+            members[name] = None if score is None else float(score)
+        edges, seen = [], set()
+        for row, edge in enumerate(self.edges):
+            sender, receiver = canonical(edge.sender), canonical(edge.receiver)
+            where = f"edge {row} ({edge.name})"
+            if edge.input not in EDGE_INPUTS:
+                raise CircuitdbError(f"{where}: input must be q, k, v or empty, got {edge.input!r}")
+            if edge.input and parse_component(receiver).kind != "head":
+                raise CircuitdbError(f"{where}: a q/k/v input needs a head receiver")
+            if not (isinstance(edge.weight, (int, float)) and math.isfinite(edge.weight)):
+                raise CircuitdbError(f"{where}: weight must be a finite number, got {edge.weight!r}")
+            for end in (sender, receiver):
+                if end not in members:
+                    raise CircuitdbError(f"{where}: {end} is not a component of the run")
+            fixed = Edge(sender, receiver, float(edge.weight), edge.input)
+            if fixed.key in seen:
+                raise CircuitdbError(f"{where}: duplicate edge")
+            seen.add(fixed.key)
+            edges.append(fixed)
+        self.components, self.edges = members, edges
+        return self
+
+
+def run_id(model: str, task: str, method: str, ablation: str, metric: str, threshold: float | None) -> str:
+    """Hash of the fields that define a run (16 hex digits)."""
+    key = json.dumps([model, task, method, ablation, metric, threshold], separators=(",", ":"))
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+# Shapes of common TransformerLens models, so imports can check heads and layers exist: (n_layers, n_heads, d_model).
+KNOWN_SHAPES = {
+    "gpt2-small": (12, 12, 768), "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36, 20, 1280),
+    "gpt2-xl": (48, 25, 1600), "pythia-70m": (6, 8, 512), "pythia-160m": (12, 12, 768), "pythia-410m": (24, 16, 1024),
+    "attn-only-2l": (2, 8, 512), "gelu-2l": (2, 8, 512),
+}
+
+
+def model_named(name: str) -> Model:
+    """A Model by name, with its shape when circuitdb knows it."""
+    shape = KNOWN_SHAPES.get(name)
+    return Model(name, *shape, source="transformer_lens") if shape else Model(name)

@@ -1,0 +1,107 @@
+"""Turn a validated Run into the rows a store writes: plain dicts for the run, Arrow tables for the bulk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from circuitdb.domain import Run, component_id, parse_component
+
+COMPONENT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("model_id", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("layer", pa.int64()),
+        ("index", pa.int64()),
+        ("dictionary", pa.string()),
+    ]
+)
+INCLUDES_SCHEMA = pa.schema([("from", pa.string()), ("to", pa.string()), ("score", pa.float64())])
+EDGE_SCHEMA = pa.schema(
+    [("from", pa.string()), ("to", pa.string()), ("run_id", pa.string()), ("weight", pa.float64()), ("input", pa.string())]
+)
+
+
+@dataclass
+class RunTables:
+    """Everything one run writes, keyed by graph ids; the store writes it in one transaction."""
+
+    run: dict
+    model: dict
+    task: dict
+    components: pa.Table
+    includes: pa.Table
+    edges: pa.Table
+    nests_in: str | None
+    evaluations: list[dict]
+
+    @property
+    def run_id(self) -> str:
+        return self.run["id"]
+
+
+def run_tables(run: Run) -> RunTables:
+    """Validate `run` and lay it out as node/relationship rows with deterministic ids."""
+    run.validate()
+    model = run.model.name
+    names = sorted(run.components, key=lambda n: parse_component(n).sort_key())
+    parsed = [parse_component(n) for n in names]
+    ids = [component_id(model, n) for n in names]
+    components = pa.table(
+        {
+            "id": ids,
+            "model_id": [model] * len(ids),
+            "name": names,
+            "kind": [c.kind for c in parsed],
+            "layer": [c.layer for c in parsed],
+            "index": [c.index for c in parsed],
+            "dictionary": [c.dictionary for c in parsed],
+        },
+        schema=COMPONENT_SCHEMA,
+    )
+    rid = run.id
+    includes = pa.table(
+        {"from": [rid] * len(ids), "to": ids, "score": [run.components[n] for n in names]}, schema=INCLUDES_SCHEMA
+    )
+    edges = pa.table(
+        {
+            "from": [component_id(model, e.sender) for e in run.edges],
+            "to": [component_id(model, e.receiver) for e in run.edges],
+            "run_id": [rid] * len(run.edges),
+            "weight": [e.weight for e in run.edges],
+            "input": [e.input for e in run.edges],
+        },
+        schema=EDGE_SCHEMA,
+    )
+    row = {
+        "id": rid,
+        "method": run.method,
+        "ablation": run.ablation,
+        "metric": run.metric,
+        "threshold": run.threshold,
+        "faithfulness": run.faithfulness,
+        "completeness": run.completeness,
+        "n_nodes": len(ids),
+        "n_edges": len(run.edges),
+        "params": json.dumps(run.params, sort_keys=True),
+        "dataset_hash": run.dataset_hash,
+        "seed": run.seed,
+        "versions": json.dumps(run.versions, sort_keys=True),
+        "created_at": run.created_at,
+    }
+    m, t = run.model, run.task
+    return RunTables(
+        run=row,
+        model={"id": m.id, "name": m.name, "n_layers": m.n_layers, "n_heads": m.n_heads, "d_model": m.d_model,
+               "source": m.source},
+        task={"id": t.id, "name": t.name, "family": t.family, "description": t.description, "n_prompts": t.n_prompts},
+        components=components,
+        includes=includes,
+        edges=edges,
+        nests_in=run.nests_in,
+        evaluations=[{"task": task, "performance": float(p)} for task, p in sorted(run.evaluations.items())],
+    )

@@ -1,0 +1,9 @@
+// One run with its model, task, provenance and the run it nests in.
+MATCH (r:Run {id: $run_id})-[:ON_MODEL]->(m:Model), (r)-[:FOR_TASK]->(t:Task)
+OPTIONAL MATCH (r)-[:NESTS_IN]->(p:Run)
+RETURN r.id AS id, r.method AS method, r.ablation AS ablation, r.metric AS metric, r.threshold AS threshold,
+       r.faithfulness AS faithfulness, r.completeness AS completeness, r.params AS params,
+       r.dataset_hash AS dataset_hash, r.seed AS seed, r.versions AS versions, r.created_at AS created_at,
+       m.id AS model, m.n_layers AS n_layers, m.n_heads AS n_heads, m.d_model AS d_model, m.source AS source,
+       t.id AS task, t.family AS family, t.description AS description, t.n_prompts AS n_prompts,
+       p.id AS nests_in

@@ -1,0 +1,146 @@
+"""Cross-circuit queries: shared subcircuit, Venn regions / UpSet table, diff of two runs, threshold ladder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from circuitdb.domain import parse_component
+from circuitdb.errors import CircuitdbError
+from circuitdb.queries import run_query
+from circuitdb.queries.selection import RunInfo, Selection, labels, resolve
+from circuitdb.store.base import Store
+
+NODE_KEY = ["component"]
+EDGE_KEY = ["sender", "receiver", "input"]
+
+
+def node_order(name: str) -> tuple:
+    """Forward order of a component name (input, a0.h0, ..., m0, a1.h0, ..., logits)."""
+    return parse_component(name).sort_key()
+
+
+def edge_order(sender: str, receiver: str, input_: str) -> tuple:
+    return (node_order(receiver), input_, node_order(sender))
+
+
+def sort_frame(frame: pd.DataFrame, edges: bool) -> pd.DataFrame:
+    """Rows in forward order of the model, so both stores print identical tables."""
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    if edges:
+        keys = [edge_order(s, r, i) for s, r, i in zip(frame["sender"], frame["receiver"], frame["input"])]
+    else:
+        keys = [node_order(c) for c in frame["component"]]
+    order = sorted(range(len(frame)), key=keys.__getitem__)
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _frame(rows: list[dict], columns: list[str], edges: bool) -> pd.DataFrame:
+    return sort_frame(pd.DataFrame(rows, columns=columns), edges)
+
+
+def shared(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFrame:
+    """Components (or edges) present in every run; mean and min score (weight) over the runs."""
+    ids = [r.id for r in runs]
+    if edges:
+        rows = run_query(store, "shared_edges", run_ids=ids, n=len(ids))
+        return _frame(rows, [*EDGE_KEY, "mean_weight", "min_weight"], True)
+    rows = run_query(store, "shared", run_ids=ids, n=len(ids))
+    return _frame(rows, ["component", "kind", "layer", "mean_score", "min_score"], False)
+
+
+@dataclass
+class Venn:
+    """Venn regions of 2-4 runs (all regions, empty ones too) or, past 4, the UpSet table of non-empty ones."""
+
+    runs: list[RunInfo]
+    labels: list[str]
+    regions: pd.DataFrame  # region (bitmask over runs, bit i = run i), sets, count, members
+    edges: bool
+
+    @property
+    def upset(self) -> bool:
+        return len(self.runs) > 4
+
+    def as_dict(self) -> dict:
+        return {
+            "runs": [{"id": r.id, "label": lab} for r, lab in zip(self.runs, self.labels)],
+            "kind": "edges" if self.edges else "components",
+            "regions": self.regions.to_dict(orient="records"),
+        }
+
+
+def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> Venn:
+    """Which members fall in which region of the runs' Venn diagram."""
+    if len(runs) < 2:
+        raise CircuitdbError("venn needs at least 2 runs")
+    bit = {r.id: 1 << i for i, r in enumerate(runs)}
+    names = labels(runs)
+    rows = run_query(store, "venn_edges" if edges else "venn", run_ids=list(bit))
+    members: dict[int, list] = {}
+    for row in rows:
+        mask = sum(bit[r] for r in set(row["runs"]))
+        key = (row["sender"], row["receiver"], row["input"]) if edges else row["component"]
+        members.setdefault(mask, []).append(key)
+    masks = range(1, 1 << len(runs)) if len(runs) <= 4 else sorted(members)
+    table = []
+    for mask in masks:
+        found = members.get(mask, [])
+        found.sort(key=(lambda e: edge_order(*e)) if edges else node_order)
+        table.append({
+            "region": mask,
+            "sets": "&".join(n for i, n in enumerate(names) if mask >> i & 1),
+            "count": len(found),
+            "members": [f"{s}->{r}" + (f"<{i}>" if i else "") for s, r, i in found] if edges else found,
+        })
+    frame = pd.DataFrame(table, columns=["region", "sets", "count", "members"])
+    if len(runs) > 4:
+        frame = frame.sort_values(["count", "region"], ascending=[False, True]).reset_index(drop=True)
+    return Venn(runs, names, frame, edges)
+
+
+def diff(store: Store, run_a: RunInfo, run_b: RunInfo, edges: bool = False) -> pd.DataFrame:
+    """Members only in A, only in B, and in both, with each side's score (weight) and the delta B - A."""
+    params = {"run_a": run_a.id, "run_b": run_b.id}
+    value = "weight" if edges else "score"
+    key = EDGE_KEY if edges else ["component", "kind", "layer"]
+    rows = run_query(store, "diff_edges" if edges else "diff", **params)
+    out = []
+    for row in rows:
+        side = "both" if row["in_a"] and row["in_b"] else ("only_a" if row["in_a"] else "only_b")
+        a, b = row[f"{value}_a"], row[f"{value}_b"]
+        delta = b - a if a is not None and b is not None else None
+        out.append({**{k: row[k] for k in key}, "side": side, f"{value}_a": a, f"{value}_b": b, "delta": delta})
+    frame = _frame(out, [*key, "side", f"{value}_a", f"{value}_b", "delta"], edges)
+    rank = {"only_a": 0, "only_b": 1, "both": 2}
+    return frame.sort_values("side", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
+
+
+def ladder(store: Store, model: str, task: str, methods: tuple[str, ...] = ()) -> pd.DataFrame:
+    """For one model x task: per threshold (strictest first) the size, members and nesting against the stricter one."""
+    runs = resolve(store, Selection(models=(model,), tasks=(task,), methods=methods))
+    runs = [r for r in runs if r.threshold is not None]
+    if not runs:
+        raise CircuitdbError(f"{model}/{task} has no runs with a threshold")
+    if len({(r.method, r.ablation, r.metric) for r in runs}) > 1:
+        raise CircuitdbError(f"{model}/{task} has runs of several methods/ablations/metrics; pick one with --method")
+    runs.sort(key=lambda r: -r.threshold)
+    members: dict[str, set[str]] = {r.id: set() for r in runs}
+    for row in run_query(store, "members", run_ids=list(members)):
+        members[row["run"]].add(row["component"])
+    table, stricter = [], None
+    for r in runs:
+        mine = members[r.id]
+        table.append({
+            "threshold": r.threshold,
+            "run": r.id,
+            "size": len(mine),
+            "faithfulness": r.faithfulness,
+            "members": sorted(mine, key=node_order),
+            "contains_stricter": None if stricter is None else stricter <= mine,
+            "within_stricter": None if stricter is None else mine <= stricter,
+        })
+        stricter = mine
+    return pd.DataFrame(table)

@@ -1,0 +1,63 @@
+"""The small interface both stores implement, and `open_store` that picks one from a URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.tables import RunTables
+
+DEFAULT_STORE = "kuzu:./circuitdb.kuzu"
+
+
+class Store(Protocol):
+    """A graph store holding the catalog schema of shared/DESIGN.md."""
+
+    backend: str  # "kuzu" or "neo4j": picks the per-dialect query text where the two differ
+
+    def init(self) -> None:
+        """Create tables/constraints if missing (idempotent)."""
+
+    def write_run(self, tables: RunTables) -> None:
+        """Replace the run with this id by `tables`, atomically: all of it becomes visible or none."""
+
+    def delete_run(self, run_id: str) -> bool:
+        """Remove one run and its memberships/edges; True if it existed."""
+
+    def read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read query with parameters; rows as dicts keyed by the RETURN aliases."""
+
+    def close(self) -> None:
+        """Release the connection / file."""
+
+
+def store_url(url: str | None) -> str:
+    """The store URL from the argument, then CIRCUITDB_STORE, then the embedded default."""
+    return url or os.environ.get("CIRCUITDB_STORE") or DEFAULT_STORE
+
+
+def open_store(url: str | None = None, *, read_only: bool = False, create: bool = True) -> Store:
+    """Open `kuzu:PATH` or `bolt://…`/`neo4j://…` (credentials from CIRCUITDB_NEO4J_USER/_PASSWORD).
+
+    `read_only` makes the database itself refuse writes (used for user Cypher); `create=False` refuses
+    to create a new embedded file, so a typo in a path is an error rather than an empty catalog.
+    """
+    url = store_url(url)
+    if url.startswith("kuzu:"):
+        from circuitdb.store.kuzu import KuzuStore
+
+        path = Path(url[len("kuzu:"):]).expanduser()
+        if not str(path) or str(path) == ".":
+            raise CircuitdbError(f"store {url!r}: give a file path, e.g. kuzu:./circuitdb.kuzu")
+        if (read_only or not create) and not path.exists():
+            raise CircuitdbError(f"store {url!r}: no catalog at {path} (run `circuitdb init` or import something first)")
+        return KuzuStore(path, read_only=read_only)
+    if url.split("://", 1)[0] in ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc"):
+        from circuitdb.store.neo4j import Neo4jStore
+
+        user = os.environ.get("CIRCUITDB_NEO4J_USER", os.environ.get("NEO4J_USER", "neo4j"))
+        password = os.environ.get("CIRCUITDB_NEO4J_PASSWORD", os.environ.get("NEO4J_PASSWORD"))
+        return Neo4jStore(url, user, password, read_only=read_only)
+    raise CircuitdbError(f"unknown store {url!r}: use kuzu:PATH, bolt://HOST:PORT or neo4j://HOST:PORT")

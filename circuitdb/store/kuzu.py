@@ -1,0 +1,156 @@
+"""Embedded store: a Kuzu database file; bulk rows go in through COPY from Arrow tables inside one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kuzu
+import pyarrow as pa
+
+from circuitdb.errors import CircuitdbError, StoreError
+from circuitdb.ingest.tables import RunTables
+
+DDL = [
+    "CREATE NODE TABLE IF NOT EXISTS Model(id STRING, name STRING, n_layers INT64, n_heads INT64, d_model INT64,"
+    " source STRING, PRIMARY KEY(id))",
+    "CREATE NODE TABLE IF NOT EXISTS Task(id STRING, name STRING, family STRING, description STRING,"
+    " n_prompts INT64, PRIMARY KEY(id))",
+    "CREATE NODE TABLE IF NOT EXISTS Run(id STRING, method STRING, ablation STRING, metric STRING, threshold DOUBLE,"
+    " faithfulness DOUBLE, completeness DOUBLE, n_nodes INT64, n_edges INT64, params STRING, dataset_hash STRING,"
+    " seed INT64, versions STRING, created_at STRING, PRIMARY KEY(id))",
+    "CREATE NODE TABLE IF NOT EXISTS Component(id STRING, model_id STRING, name STRING, kind STRING, layer INT64,"
+    " index INT64, dictionary STRING, PRIMARY KEY(id))",
+    "CREATE NODE TABLE IF NOT EXISTS SteeringVector(id STRING, model_id STRING, layer INT64, description STRING,"
+    " PRIMARY KEY(id))",
+    "CREATE REL TABLE IF NOT EXISTS ON_MODEL(FROM Run TO Model)",
+    "CREATE REL TABLE IF NOT EXISTS FOR_TASK(FROM Run TO Task)",
+    "CREATE REL TABLE IF NOT EXISTS INCLUDES(FROM Run TO Component, score DOUBLE)",
+    "CREATE REL TABLE IF NOT EXISTS EDGE(FROM Component TO Component, run_id STRING, weight DOUBLE, input STRING)",
+    "CREATE REL TABLE IF NOT EXISTS NESTS_IN(FROM Run TO Run)",
+    "CREATE REL TABLE IF NOT EXISTS EVALUATED_ON(FROM Run TO Task, performance DOUBLE)",
+    "CREATE REL TABLE IF NOT EXISTS RELATES(FROM Component TO Component, kind STRING, weight DOUBLE, source STRING)",
+    "CREATE REL TABLE IF NOT EXISTS DECOMPOSES_INTO(FROM SteeringVector TO Component, coef DOUBLE)",
+    "CREATE REL TABLE IF NOT EXISTS SHIFTS(FROM SteeringVector TO Component, delta DOUBLE, layer INT64)",
+]
+
+MERGE_MODEL = (
+    "MERGE (m:Model {id: $id}) SET m.name = $name, m.n_layers = $n_layers, m.n_heads = $n_heads,"
+    " m.d_model = $d_model, m.source = $source"
+)
+MERGE_TASK = (
+    "MERGE (t:Task {id: $id}) SET t.name = $name, t.family = $family, t.description = $description,"
+    " t.n_prompts = $n_prompts"
+)
+CREATE_RUN = (
+    "MATCH (m:Model {id: $model}), (t:Task {id: $task}) "
+    "CREATE (r:Run {id: $id, method: $method, ablation: $ablation, metric: $metric, threshold: $threshold,"
+    " faithfulness: $faithfulness, completeness: $completeness, n_nodes: $n_nodes, n_edges: $n_edges,"
+    " params: $params, dataset_hash: $dataset_hash, seed: $seed, versions: $versions, created_at: $created_at})"
+    "-[:ON_MODEL]->(m), (r)-[:FOR_TASK]->(t)"
+)
+
+
+class KuzuStore:
+    """The embedded default: nothing to start, one file."""
+
+    backend = "kuzu"
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = path
+        try:
+            self.db = kuzu.Database(str(path), read_only=read_only)
+            self.conn = kuzu.Connection(self.db)
+        except RuntimeError as exc:
+            raise StoreError(f"cannot open Kuzu store at {path}: {exc}") from None
+        if not read_only:
+            self.init()
+
+    def init(self) -> None:
+        for statement in DDL:
+            self.conn.execute(statement)
+
+    def _exec(self, cypher: str, params: dict[str, Any] | None = None) -> kuzu.QueryResult:
+        result = self.conn.execute(cypher, params or {})
+        return result[-1] if isinstance(result, list) else result
+
+    def read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            result = self._exec(cypher, params)
+        except RuntimeError as exc:
+            if "read-only" in str(exc):
+                raise CircuitdbError("refused: the query writes, and this store is opened read-only") from None
+            raise CircuitdbError(f"query failed on Kuzu: {exc}") from None
+        columns = result.get_column_names()
+        rows = []
+        while result.has_next():
+            rows.append(dict(zip(columns, result.get_next())))
+        return rows
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction; Kuzu has already done so itself when a statement failed."""
+        try:
+            self._exec("ROLLBACK")
+        except RuntimeError as exc:
+            if "No active transaction" not in str(exc):
+                raise
+
+    def _copy(self, table_name: str, table: pa.Table) -> None:
+        if table.num_rows:
+            self._exec(f"COPY {table_name} FROM $rows", {"rows": table})
+
+    def _delete(self, run_id: str) -> bool:
+        found = self.read("MATCH (r:Run {id: $id}) RETURN count(r) AS n", {"id": run_id})[0]["n"]
+        if found:
+            self._exec("MATCH ()-[e:EDGE]->() WHERE e.run_id = $id DELETE e", {"id": run_id})
+            self._exec("MATCH (r:Run {id: $id}) DETACH DELETE r", {"id": run_id})
+        return bool(found)
+
+    def delete_run(self, run_id: str) -> bool:
+        self._exec("BEGIN TRANSACTION")
+        try:
+            found = self._delete(run_id)
+        except BaseException:
+            self._rollback()
+            raise
+        self._exec("COMMIT")
+        return found
+
+    def write_run(self, tables: RunTables) -> None:
+        rid = tables.run_id
+        self._exec("BEGIN TRANSACTION")
+        try:
+            children = [r["id"] for r in self.read("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id",
+                                                    {"id": rid})]
+            self._delete(rid)
+            self._exec(MERGE_MODEL, tables.model)
+            self._exec(MERGE_TASK, tables.task)
+            self._exec(CREATE_RUN, {**tables.run, "model": tables.model["id"], "task": tables.task["id"]})
+            ids = tables.components.column("id").to_pylist()
+            known = {r["id"] for r in self.read("MATCH (c:Component) WHERE c.id IN $ids RETURN c.id AS id",
+                                                {"ids": ids})}
+            fresh = tables.components.filter(pa.array([i not in known for i in ids], pa.bool_()))
+            self._copy("Component", fresh)
+            self._copy("INCLUDES", tables.includes)
+            self._copy("EDGE", tables.edges)
+            for child in children:
+                self._exec("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", {"c": child, "p": rid})
+            if tables.nests_in:
+                made = self.read("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
+                                 {"c": rid, "p": tables.nests_in})
+                if not made or made[0]["n"] != 1:
+                    raise StoreError(f"run {rid} nests in run {tables.nests_in}, which is not in the catalog")
+            for ev in tables.evaluations:
+                self._exec("MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task", {"task": ev["task"]})
+                self._exec("MATCH (r:Run {id: $id}), (t:Task {id: $task}) CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
+                           {"id": rid, "task": ev["task"], "p": ev["performance"]})
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, RuntimeError):
+                raise StoreError(f"writing run {rid} to Kuzu failed, nothing written: {exc}") from None
+            raise
+        self._exec("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+        self.db.close()
