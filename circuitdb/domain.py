@@ -225,8 +225,11 @@ class Run:
             members[name] = None if score is None else float(score)
         edges, seen = [], set()
         for row, edge in enumerate(self.edges):
-            sender, receiver = canonical(edge.sender), canonical(edge.receiver)
             where = f"edge {row} ({edge.name})"
+            try:
+                sender, receiver = canonical(edge.sender), canonical(edge.receiver)
+            except CircuitdbError as exc:
+                raise CircuitdbError(f"{where}: {exc}") from None
             if edge.input not in EDGE_INPUTS:
                 raise CircuitdbError(f"{where}: input must be q, k, v or empty, got {edge.input!r}")
             if edge.input and parse_component(receiver).kind != "head":

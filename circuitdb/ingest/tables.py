@@ -105,3 +105,23 @@ def run_tables(run: Run) -> RunTables:
         nests_in=run.nests_in,
         evaluations=[{"task": task, "performance": float(p)} for task, p in sorted(run.evaluations.items())],
     )
+
+
+def check_tables(tables: RunTables) -> None:
+    """Refuse rows that would fail inside the store: memberships and edges must name this run and its components."""
+    import pyarrow.compute as pc
+
+    from circuitdb.errors import StoreError
+
+    ids = tables.components.column("id")
+    for name, table, columns in (("membership", tables.includes, ("to",)), ("edge", tables.edges, ("from", "to"))):
+        for column in columns:
+            bad = pc.invert(pc.fill_null(pc.is_in(table.column(column), value_set=ids), False))
+            if pc.any(bad).as_py():
+                row = pc.index(bad, True).as_py()
+                raise StoreError(f"run {tables.run_id}: {name} row {row} names {table.column(column)[row].as_py()!r}, "
+                                 f"not a component of the run; nothing written")
+    for table in (tables.includes, tables.edges):
+        owner = "from" if table is tables.includes else "run_id"
+        if table.num_rows and not pc.all(pc.equal(table.column(owner), tables.run_id)).as_py():
+            raise StoreError(f"run {tables.run_id}: rows of another run in its tables; nothing written")

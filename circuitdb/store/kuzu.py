@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +14,7 @@ import kuzu
 import pyarrow as pa
 
 from circuitdb.errors import CircuitdbError, StoreError
-from circuitdb.ingest.tables import RunTables
+from circuitdb.ingest.tables import RunTables, check_tables
 
 DDL = [
     "CREATE NODE TABLE IF NOT EXISTS Model(id STRING, name STRING, n_layers INT64, n_heads INT64, d_model INT64,"
@@ -49,6 +54,17 @@ CREATE_RUN = (
     " params: $params, dataset_hash: $dataset_hash, seed: $seed, versions: $versions, created_at: $created_at})"
     "-[:ON_MODEL]->(m), (r)-[:FOR_TASK]->(t)"
 )
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the write has committed (a half-aborted COPY is what must never happen)."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class KuzuStore:
@@ -117,39 +133,53 @@ class KuzuStore:
         return found
 
     def write_run(self, tables: RunTables) -> None:
+        check_tables(tables)
         rid = tables.run_id
-        self._exec("BEGIN TRANSACTION")
-        try:
-            children = [r["id"] for r in self.read("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id",
-                                                    {"id": rid})]
-            self._delete(rid)
-            self._exec(MERGE_MODEL, tables.model)
-            self._exec(MERGE_TASK, tables.task)
-            self._exec(CREATE_RUN, {**tables.run, "model": tables.model["id"], "task": tables.task["id"]})
-            ids = tables.components.column("id").to_pylist()
-            known = {r["id"] for r in self.read("MATCH (c:Component) WHERE c.id IN $ids RETURN c.id AS id",
-                                                {"ids": ids})}
-            fresh = tables.components.filter(pa.array([i not in known for i in ids], pa.bool_()))
-            self._copy("Component", fresh)
-            self._copy("INCLUDES", tables.includes)
-            self._copy("EDGE", tables.edges)
-            for child in children:
-                self._exec("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", {"c": child, "p": rid})
-            if tables.nests_in:
-                made = self.read("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
-                                 {"c": rid, "p": tables.nests_in})
-                if not made or made[0]["n"] != 1:
-                    raise StoreError(f"run {rid} nests in run {tables.nests_in}, which is not in the catalog")
-            for ev in tables.evaluations:
-                self._exec("MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task", {"task": ev["task"]})
-                self._exec("MATCH (r:Run {id: $id}), (t:Task {id: $task}) CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
-                           {"id": rid, "task": ev["task"], "p": ev["performance"]})
-        except BaseException as exc:
-            self._rollback()
-            if isinstance(exc, RuntimeError):
-                raise StoreError(f"writing run {rid} to Kuzu failed, nothing written: {exc}") from None
-            raise
-        self._exec("COMMIT")
+        with _interrupts_deferred():
+            self._exec("BEGIN TRANSACTION")
+            try:
+                self._write_nodes(tables)
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, (RuntimeError, CircuitdbError)):
+                    raise StoreError(f"writing run {rid} to Kuzu failed, nothing written: {exc}") from None
+                raise
+            try:
+                self._copy("INCLUDES", tables.includes)
+                self._copy("EDGE", tables.edges)
+                self._exec("COMMIT")
+            except BaseException as exc:
+                # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is
+                # rolled back or closed; crash recovery discards it safely. The rows were checked, so only I/O
+                # errors get here: end the process and let recovery drop the transaction.
+                sys.stderr.write(f"error: writing run {rid} to Kuzu failed mid-COPY ({exc}); exiting so that "
+                                 f"crash recovery discards the transaction\n")
+                sys.stderr.flush()
+                os._exit(70)
+
+    def _write_nodes(self, tables: RunTables) -> None:
+        """Everything before the relationship COPYs: old copy out, model, task, run, components, nesting."""
+        rid = tables.run_id
+        children = [r["id"] for r in self.read("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id",
+                                                {"id": rid})]
+        self._delete(rid)
+        self._exec(MERGE_MODEL, tables.model)
+        self._exec(MERGE_TASK, tables.task)
+        self._exec(CREATE_RUN, {**tables.run, "model": tables.model["id"], "task": tables.task["id"]})
+        ids = tables.components.column("id").to_pylist()
+        known = {r["id"] for r in self.read("MATCH (c:Component) WHERE c.id IN $ids RETURN c.id AS id", {"ids": ids})}
+        self._copy("Component", tables.components.filter(pa.array([i not in known for i in ids], pa.bool_())))
+        for child in children:
+            self._exec("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", {"c": child, "p": rid})
+        if tables.nests_in:
+            made = self.read("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
+                             {"c": rid, "p": tables.nests_in})
+            if not made or made[0]["n"] != 1:
+                raise StoreError(f"it nests in run {tables.nests_in}, which is not in the catalog")
+        for ev in tables.evaluations:
+            self._exec("MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task", {"task": ev["task"]})
+            self._exec("MATCH (r:Run {id: $id}), (t:Task {id: $task}) CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
+                       {"id": rid, "task": ev["task"], "p": ev["performance"]})
 
     def close(self) -> None:
         self.conn.close()

@@ -10,7 +10,7 @@ import pyarrow as pa
 from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
 
 from circuitdb.errors import CircuitdbError, StoreError
-from circuitdb.ingest.tables import RunTables
+from circuitdb.ingest.tables import RunTables, check_tables
 
 BATCH = 10_000
 
@@ -121,6 +121,7 @@ class Neo4jStore:
                    task=ev["task"], id=rid, p=ev["performance"]).consume()
 
     def write_run(self, tables: RunTables) -> None:
+        check_tables(tables)
         try:
             with self.driver.session() as session:
                 session.execute_write(self._write, tables)

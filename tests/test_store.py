@@ -1,0 +1,154 @@
+"""Ingest is idempotent and atomic on both stores: re-ingest, bad rows, a killed writer, concurrent writers."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from big_run import big_tables
+from fixtures import catalog_runs
+
+from circuitdb import Catalog, CircuitdbError, Edge, Run
+from circuitdb.errors import StoreError
+from circuitdb.ingest.tables import run_tables
+from circuitdb.store.base import open_store
+
+HERE = Path(__file__).parent
+
+
+def counts(cat: Catalog) -> dict[str, int]:
+    """Nodes and relationships of every kind, as queries see them."""
+    out = {}
+    for label in ("Run", "Component", "Model", "Task"):
+        out[label] = cat.query(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"]
+    out["INCLUDES"] = cat.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n")[0]["n"]
+    out["EDGE"] = cat.query("MATCH (:Component)-[e:EDGE]->(:Component) RETURN count(e) AS n")[0]["n"]
+    out["NESTS_IN"] = cat.query("MATCH (:Run)-[x:NESTS_IN]->(:Run) RETURN count(x) AS n")[0]["n"]
+    return out
+
+
+def test_reingest_leaves_one_copy(catalog: Catalog) -> None:
+    runs = catalog_runs()[:6]
+    catalog.add(runs)
+    before = counts(catalog)
+    catalog.add(runs)
+    catalog.add(runs[2])
+    assert counts(catalog) == before
+    assert before["Run"] == 6 and before["NESTS_IN"] == 4
+    assert before["EDGE"] == sum(len(r.edges) for r in runs)
+
+
+def test_rewrite_replaces_members_and_keeps_children(catalog: Catalog) -> None:
+    parent, child = catalog_runs()[:2]
+    catalog.add([parent, child])
+    changed = Run(parent.model, parent.task, parent.method, parent.threshold,
+                  components={"a0.h0": 0.5, "a1.h1": 0.25}, edges=[Edge("a0.h0", "a1.h1", 0.1, "k")])
+    assert changed.id == parent.id
+    catalog.add(changed)
+    back = catalog.run(parent.id)
+    assert back.components == {"a0.h0": 0.5, "a1.h1": 0.25}
+    assert [e.key for e in back.edges] == [("a0.h0", "a1.h1", "k")]
+    assert catalog.run(child.id).nests_in == parent.id
+
+
+def test_invalid_run_in_a_batch_writes_nothing(catalog: Catalog) -> None:
+    good = catalog_runs()[0]
+    bad = catalog_runs()[3]
+    bad.edges = bad.edges[:5] + [Edge("a3.h3", "nonsense", 1.0)] + bad.edges[5:]
+    with pytest.raises(CircuitdbError, match="edge 5"):
+        catalog.add([good, bad])
+    assert catalog.runs() == []
+
+
+def test_bad_row_at_10000_rolls_back_the_whole_run(catalog: Catalog) -> None:
+    """The store itself (validation bypassed) meets an unknown component at edge row 10,000."""
+    first = big_tables(5_000, task="keep", seed=1)
+    catalog.store.write_run(first)
+    before = counts(catalog)
+    tables = big_tables(20_000, task="broken", seed=2)
+    senders = tables.edges.column("from").to_pylist()
+    senders[10_000] = "toy-big/fresid0/999999"
+    tables.edges = tables.edges.set_column(0, "from", pa.array(senders, pa.string()))
+    with pytest.raises(StoreError, match="row 10000 names .*nothing written"):
+        catalog.store.write_run(tables)
+    assert counts(catalog) == before
+    assert [r.task for r in catalog.runs()] == ["keep"]
+    # a failed rewrite of an existing run leaves the old copy whole
+    broken_again = big_tables(5_000, task="keep", seed=1)
+    broken_again.edges = broken_again.edges.set_column(0, "from", pa.array(
+        ["toy-big/nope"] + broken_again.edges.column("from").to_pylist()[1:], pa.string()))
+    with pytest.raises(StoreError):
+        catalog.store.write_run(broken_again)
+    assert counts(catalog) == before
+
+
+def test_killed_writer_leaves_no_half_run(store_url: str) -> None:
+    """SIGKILL a writer in the middle of a large write; afterwards the store shows no trace of that run."""
+    with Catalog(store_url) as cat:  # a run already there must survive whole
+        cat.add(catalog_runs()[0])
+        before = counts(cat)
+    n_edges = 600_000 if store_url.startswith("kuzu:") else 150_000
+    proc = subprocess.Popen([sys.executable, str(HERE / "big_run.py"), store_url, str(n_edges)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGKILL)
+    rest = proc.stdout.read()
+    proc.wait()
+    assert "done" not in rest, "the write finished before the kill; make the run bigger"
+    with Catalog(store_url) as cat:
+        assert counts(cat) == before
+        assert [r.id for r in cat.runs()] == [catalog_runs()[0].id]
+        cat.add(catalog_runs()[1])  # and the store is usable afterwards
+        assert len(cat.runs()) == 2
+
+
+def test_concurrent_writers_lose_nothing(neo4j_url: str) -> None:
+    """Eight threads, each its own connection, write 30 runs that share components; all of it arrives once."""
+    from conftest import wipe_neo4j
+
+    wipe_neo4j(neo4j_url)
+    runs = catalog_runs(seed=5)
+    for run in runs:
+        run.nests_in = None  # no ordering between the writers
+
+    def write(run: Run) -> str:
+        with Catalog(neo4j_url) as cat:
+            return cat.add(run)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        written = list(pool.map(write, runs))
+    assert sorted(written) == sorted(r.id for r in runs)
+    with Catalog(neo4j_url) as cat:
+        got = counts(cat)
+        assert got["Run"] == len(runs)
+        assert got["Component"] == len({n for r in runs for n in r.components})
+        assert got["INCLUDES"] == sum(len(r.components) for r in runs)
+        assert got["EDGE"] == sum(len(r.edges) for r in runs)
+
+
+def test_unreachable_neo4j_is_one_clear_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="cannot reach Neo4j at bolt://127.0.0.1:1"):
+        open_store("bolt://127.0.0.1:1")
+    assert time.monotonic() - started < 30
+
+
+def test_store_url_errors(tmp_path: Path) -> None:
+    with pytest.raises(CircuitdbError, match="unknown store"):
+        open_store("sqlite:///x.db")
+    with pytest.raises(CircuitdbError, match="no catalog at"):
+        open_store(f"kuzu:{tmp_path / 'missing.kuzu'}", read_only=True)
+    with pytest.raises(StoreError, match="cannot open Kuzu"):
+        open_store(f"kuzu:{tmp_path / 'no' / 'such' / 'dir.kuzu'}")
+
+
+def test_run_tables_are_deterministic() -> None:
+    a, b = run_tables(catalog_runs()[0]), run_tables(catalog_runs()[0])
+    assert a.run_id == b.run_id and a.edges.equals(b.edges) and a.components.equals(b.components)
