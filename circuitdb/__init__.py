@@ -5,6 +5,17 @@ from circuitdb.domain import Component, Edge, Model, Run, Task, canonical, parse
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries.selection import RunInfo, Selection
 
-__all__ = ["Catalog", "CircuitdbError", "Component", "Edge", "Model", "Run", "RunInfo", "Selection", "Task",
-           "canonical", "parse_component"]
+__all__ = [
+    "Catalog",
+    "CircuitdbError",
+    "Component",
+    "Edge",
+    "Model",
+    "Run",
+    "RunInfo",
+    "Selection",
+    "Task",
+    "canonical",
+    "parse_component",
+]
 __version__ = "0.1.0"

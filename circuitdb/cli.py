@@ -28,15 +28,19 @@ class Group(click.Group):
         except CircuitdbError as exc:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
             sys.exit(1)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # an unforeseen failure still gets one line; --debug shows where
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            click.echo(f"error: {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug for the traceback)", err=True)
             sys.exit(2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 @click.group(cls=Group)
@@ -56,22 +60,23 @@ def json_option(f: Callable) -> Callable:
 
 def selection_options(f: Callable) -> Callable:
     """The options every selection reads the same way."""
-    for option in reversed([
-        click.option("--model", "models", multiple=True, help="Model name (repeatable)."),
-        click.option("--task", "tasks", multiple=True, help="Task name (repeatable)."),
-        click.option("--threshold", "thresholds", multiple=True, type=float, help="Performance threshold in (0, 1]."),
-        click.option("--method", "methods", multiple=True, help="Discovery method (prune, eap-ig, ...)."),
-        click.option("--ablation", "ablations", multiple=True, help="Ablation (mean, zero, resample, ...)."),
-        click.option("--metric", "metrics", multiple=True, help="Metric (logit_diff, ...)."),
-        click.option("--run", "run_ids", multiple=True, help="Run id or unique prefix (repeatable)."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--model", "models", multiple=True, help="Model name (repeatable)."),
+            click.option("--task", "tasks", multiple=True, help="Task name (repeatable)."),
+            click.option("--threshold", "thresholds", multiple=True, type=float, help="Performance threshold in (0, 1]."),
+            click.option("--method", "methods", multiple=True, help="Discovery method (prune, eap-ig, ...)."),
+            click.option("--ablation", "ablations", multiple=True, help="Ablation (mean, zero, resample, ...)."),
+            click.option("--metric", "metrics", multiple=True, help="Metric (logit_diff, ...)."),
+            click.option("--run", "run_ids", multiple=True, help="Run id or unique prefix (repeatable)."),
+        ]
+    ):
         f = option(f)
     return f
 
 
 def selection(**kw: Any) -> Selection:
-    return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics",
-                                                   "run_ids")})
+    return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids")})
 
 
 def pop_selection(kw: dict[str, Any]) -> Selection:
@@ -131,12 +136,14 @@ def import_() -> None:
 
 
 def _import_options(f: Callable) -> Callable:
-    for option in reversed([
-        click.argument("path", type=click.Path(dir_okay=False, path_type=Path)),
-        click.option("--model", required=True, help="Model the circuit was found in."),
-        click.option("--task", required=True, help="Task name."),
-        store_option,
-    ]):
+    for option in reversed(
+        [
+            click.argument("path", type=click.Path(dir_okay=False, path_type=Path)),
+            click.option("--model", required=True, help="Model the circuit was found in."),
+            click.option("--task", required=True, help="Task name."),
+            store_option,
+        ]
+    ):
         f = option(f)
     return f
 
@@ -151,8 +158,7 @@ def _report(catalog: Catalog, ids: list[str]) -> None:
 @click.option("--threshold", required=True, type=float, help="Performance threshold of the circuit, in (0, 1].")
 @click.option("--method", default="prune", show_default=True)
 @click.option("--ablation", default="mean", show_default=True)
-def import_seqcont(path: Path, model: str, task: str, store: str | None, threshold: float, method: str,
-                   ablation: str) -> None:
+def import_seqcont(path: Path, model: str, task: str, store: str | None, threshold: float, method: str, ablation: str) -> None:
     """A seqcont result file {"heads": [[layer, head], ...], "mlps": [layer, ...]}."""
     from circuitdb.ingest.seqcont import read_seqcont
 
@@ -196,8 +202,7 @@ def runs(store: str | None, as_json: bool, **kw: Any) -> None:
     with Catalog(store, create=False) as catalog:
         found = catalog.runs(None if sel == Selection() else sel)
     frame = pd.DataFrame([r.as_dict() for r in found], columns=list(RunInfo.__dataclass_fields__))
-    emit([r.as_dict() for r in found], as_json, lambda: print_frame(frame.drop(columns=["created_at"]),
-                                                                     f"{len(found)} runs"))
+    emit([r.as_dict() for r in found], as_json, lambda: print_frame(frame.drop(columns=["created_at"]), f"{len(found)} runs"))
 
 
 @main.command()
@@ -253,8 +258,11 @@ def venn(store: str | None, as_json: bool, edges: bool, output: Path | None, **k
         result = catalog.venn(selection(**kw), edges)
     if output:
         venn_plot(result.labels, result.regions, output, "edges" if edges else "components")
-    emit(result.as_dict(), as_json,
-         lambda: print_frame(result.regions, ("UpSet" if result.upset else "Venn") + f": {', '.join(result.labels)}"))
+    emit(
+        result.as_dict(),
+        as_json,
+        lambda: print_frame(result.regions, ("UpSet" if result.upset else "Venn") + f": {', '.join(result.labels)}"),
+    )
     if output and not as_json:
         click.echo(f"wrote {output}")
 
@@ -311,8 +319,13 @@ def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, a
 
 @main.command()
 @selection_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help=".dot/.gv/.svg/.png/.pdf picture (1-3 runs), .json runs (circuitdb format), .csv memberships.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=".dot/.gv/.svg/.png/.pdf picture (1-3 runs), .json runs (circuitdb format), .csv memberships.",
+)
 @click.option("--only-shared", is_flag=True, help="Picture only what all selected runs share.")
 @store_option
 def export(store: str | None, output: Path, only_shared: bool, **kw: Any) -> None:

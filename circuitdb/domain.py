@@ -256,9 +256,16 @@ def run_id(model: str, task: str, method: str, ablation: str, metric: str, thres
 
 # Shapes of common TransformerLens models, so imports can check heads and layers exist: (n_layers, n_heads, d_model).
 KNOWN_SHAPES = {
-    "gpt2-small": (12, 12, 768), "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36, 20, 1280),
-    "gpt2-xl": (48, 25, 1600), "pythia-70m": (6, 8, 512), "pythia-160m": (12, 12, 768), "pythia-410m": (24, 16, 1024),
-    "attn-only-2l": (2, 8, 512), "gelu-2l": (2, 8, 512),
+    "gpt2-small": (12, 12, 768),
+    "gpt2": (12, 12, 768),
+    "gpt2-medium": (24, 16, 1024),
+    "gpt2-large": (36, 20, 1280),
+    "gpt2-xl": (48, 25, 1600),
+    "pythia-70m": (6, 8, 512),
+    "pythia-160m": (12, 12, 768),
+    "pythia-410m": (24, 16, 1024),
+    "attn-only-2l": (2, 8, 512),
+    "gelu-2l": (2, 8, 512),
 }
 
 

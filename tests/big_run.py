@@ -25,13 +25,16 @@ def big_tables(n_edges: int, task: str = "big", n_features: int = 4000, seed: in
     rng = np.random.default_rng(seed)
     pairs = rng.choice(n_features * n_features, size=n_edges, replace=False)
     ids = np.array([f"{MODEL.name}/{n}" for n in names], dtype=object)
-    tables.edges = pa.table({
-        "from": pa.array(ids[pairs // n_features], pa.string()),
-        "to": pa.array(ids[pairs % n_features], pa.string()),
-        "run_id": pa.array([tables.run_id] * n_edges, pa.string()),
-        "weight": pa.array(rng.normal(size=n_edges)),
-        "input": pa.array([""] * n_edges, pa.string()),
-    }, schema=EDGE_SCHEMA)
+    tables.edges = pa.table(
+        {
+            "from": pa.array(ids[pairs // n_features], pa.string()),
+            "to": pa.array(ids[pairs % n_features], pa.string()),
+            "run_id": pa.array([tables.run_id] * n_edges, pa.string()),
+            "weight": pa.array(rng.normal(size=n_edges)),
+            "input": pa.array([""] * n_edges, pa.string()),
+        },
+        schema=EDGE_SCHEMA,
+    )
     tables.run["n_edges"] = n_edges
     return tables
 

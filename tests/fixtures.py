@@ -40,10 +40,20 @@ def catalog_runs(seed: int = 0) -> list[Run]:
                 members = keep
                 scores = {n: round(rng.uniform(0.01, 2.0), 6) for n in members}
                 components = {"input": None, **scores, "logits": None}
-                run = Run(MODEL, Task(task, family="seqcont"), method, threshold, components=components,
-                          edges=_edges(rng, members), faithfulness=round(threshold + rng.uniform(0, 0.02), 6),
-                          completeness=round(rng.uniform(0, 0.3), 6), params={"seed": seed}, seed=seed,
-                          nests_in=parent, evaluations={"months": round(rng.uniform(0.3, 1.0), 6)})
+                run = Run(
+                    MODEL,
+                    Task(task, family="seqcont"),
+                    method,
+                    threshold,
+                    components=components,
+                    edges=_edges(rng, members),
+                    faithfulness=round(threshold + rng.uniform(0, 0.02), 6),
+                    completeness=round(rng.uniform(0, 0.3), 6),
+                    params={"seed": seed},
+                    seed=seed,
+                    nests_in=parent,
+                    evaluations={"months": round(rng.uniform(0.3, 1.0), 6)},
+                )
                 runs.append(run)
                 parent = run.id
     return runs

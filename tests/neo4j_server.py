@@ -97,7 +97,14 @@ def start(cache_dir: Path = DEFAULT_CACHE_DIR, timeout: float = 120) -> tuple[st
     scratch = Path(tempfile.mkdtemp(prefix="circuitdb-neo4j-"))
     classpath = os.pathsep.join([str(cache_dir / "classes"), str(cache_dir / "lib" / "*")])
     proc = subprocess.Popen(
-        ["java", f"-Xmx{os.environ.get('CIRCUITDB_TEST_NEO4J_HEAP', '512m')}", f"-Djava.io.tmpdir={scratch}", "-cp", classpath, "Launcher"],
+        [
+            "java",
+            f"-Xmx{os.environ.get('CIRCUITDB_TEST_NEO4J_HEAP', '512m')}",
+            f"-Djava.io.tmpdir={scratch}",
+            "-cp",
+            classpath,
+            "Launcher",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

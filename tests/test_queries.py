@@ -50,7 +50,11 @@ def test_fixture_size(loaded: Catalog) -> None:
     for info in runs:
         run = by_id[info.id]
         assert (info.n_nodes, info.n_edges, info.task, info.threshold) == (
-            len(run.components), len(run.edges), run.task.name, run.threshold)
+            len(run.components),
+            len(run.edges),
+            run.task.name,
+            run.threshold,
+        )
 
 
 @pytest.mark.parametrize("tasks", [("numerals", "numwords", "months"), ("days", "greater_than"), ("months",)])
@@ -109,8 +113,11 @@ def test_venn_edges(loaded: Catalog) -> None:
     maps = [edge_map(find(t, 0.8)) for t in tasks]
     result = loaded.venn(sel(tasks), edges=True)
     counts = dict(zip(result.regions["region"], result.regions["count"]))
-    assert counts == {1: len(set(maps[0]) - set(maps[1])), 2: len(set(maps[1]) - set(maps[0])),
-                      3: len(set(maps[0]) & set(maps[1]))}
+    assert counts == {
+        1: len(set(maps[0]) - set(maps[1])),
+        2: len(set(maps[1]) - set(maps[0])),
+        3: len(set(maps[0]) & set(maps[1])),
+    }
 
 
 def test_diff_components_and_edges(loaded: Catalog) -> None:
@@ -191,6 +198,7 @@ def test_selection_errors(loaded: Catalog) -> None:
 
 def answers(cat: Catalog) -> dict:
     """The whole query suite as plain data (floats rounded: the two engines sum in different orders)."""
+
     def rounded(value: object) -> object:
         if isinstance(value, float):
             return None if math.isnan(value) else round(value, 9)
@@ -201,18 +209,20 @@ def answers(cat: Catalog) -> dict:
         return value
 
     three = sel(("numerals", "numwords", "months"))
-    return rounded({
-        "runs": [r.as_dict() for r in cat.runs()],
-        "shared": records(cat.shared(three)),
-        "shared_edges": records(cat.shared(three, edges=True)),
-        "venn": cat.venn(three).as_dict(),
-        "upset": cat.venn(sel(TASKS)).as_dict(),
-        "diff": records(cat.diff(sel(("numerals", "months")))[1]),
-        "diff_edges": records(cat.diff(sel(("numerals", "months")), edges=True)[1]),
-        "similarity": matrix_records(cat.similarity(weighted=True)),
-        "similarity_edges": matrix_records(cat.similarity(edges=True)),
-        "ladder": records(cat.ladder("gpt2-small", "numerals", ("eap",))),
-    })
+    return rounded(
+        {
+            "runs": [r.as_dict() for r in cat.runs()],
+            "shared": records(cat.shared(three)),
+            "shared_edges": records(cat.shared(three, edges=True)),
+            "venn": cat.venn(three).as_dict(),
+            "upset": cat.venn(sel(TASKS)).as_dict(),
+            "diff": records(cat.diff(sel(("numerals", "months")))[1]),
+            "diff_edges": records(cat.diff(sel(("numerals", "months")), edges=True)[1]),
+            "similarity": matrix_records(cat.similarity(weighted=True)),
+            "similarity_edges": matrix_records(cat.similarity(edges=True)),
+            "ladder": records(cat.ladder("gpt2-small", "numerals", ("eap",))),
+        }
+    )
 
 
 def test_kuzu_and_neo4j_give_identical_answers(neo4j_url: str, tmp_path) -> None:

@@ -47,8 +47,14 @@ def test_reingest_leaves_one_copy(catalog: Catalog) -> None:
 def test_rewrite_replaces_members_and_keeps_children(catalog: Catalog) -> None:
     parent, child = catalog_runs()[:2]
     catalog.add([parent, child])
-    changed = Run(parent.model, parent.task, parent.method, parent.threshold,
-                  components={"a0.h0": 0.5, "a1.h1": 0.25}, edges=[Edge("a0.h0", "a1.h1", 0.1, "k")])
+    changed = Run(
+        parent.model,
+        parent.task,
+        parent.method,
+        parent.threshold,
+        components={"a0.h0": 0.5, "a1.h1": 0.25},
+        edges=[Edge("a0.h0", "a1.h1", 0.1, "k")],
+    )
     assert changed.id == parent.id
     catalog.add(changed)
     back = catalog.run(parent.id)
@@ -60,7 +66,7 @@ def test_rewrite_replaces_members_and_keeps_children(catalog: Catalog) -> None:
 def test_invalid_run_in_a_batch_writes_nothing(catalog: Catalog) -> None:
     good = catalog_runs()[0]
     bad = catalog_runs()[3]
-    bad.edges = bad.edges[:5] + [Edge("a3.h3", "nonsense", 1.0)] + bad.edges[5:]
+    bad.edges = [*bad.edges[:5], Edge("a3.h3", "nonsense", 1.0), *bad.edges[5:]]
     with pytest.raises(CircuitdbError, match="edge 5"):
         catalog.add([good, bad])
     assert catalog.runs() == []
@@ -81,8 +87,9 @@ def test_bad_row_at_10000_rolls_back_the_whole_run(catalog: Catalog) -> None:
     assert [r.task for r in catalog.runs()] == ["keep"]
     # a failed rewrite of an existing run leaves the old copy whole
     broken_again = big_tables(5_000, task="keep", seed=1)
-    broken_again.edges = broken_again.edges.set_column(0, "from", pa.array(
-        ["toy-big/nope"] + broken_again.edges.column("from").to_pylist()[1:], pa.string()))
+    broken_again.edges = broken_again.edges.set_column(
+        0, "from", pa.array(["toy-big/nope", *broken_again.edges.column("from").to_pylist()[1:]], pa.string())
+    )
     with pytest.raises(StoreError):
         catalog.store.write_run(broken_again)
     assert counts(catalog) == before
@@ -94,8 +101,9 @@ def test_killed_writer_leaves_no_half_run(store_url: str) -> None:
         cat.add(catalog_runs()[0])
         before = counts(cat)
     n_edges = 600_000 if store_url.startswith("kuzu:") else 150_000
-    proc = subprocess.Popen([sys.executable, str(HERE / "big_run.py"), store_url, str(n_edges)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "big_run.py"), store_url, str(n_edges)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "writing"
     time.sleep(0.4)
     proc.send_signal(signal.SIGKILL)

@@ -15,8 +15,9 @@ REGION_COLOURS = {1: "#8dd3c7", 2: "#fdb462", 3: "#b3de69", 4: "#bebada", 5: "#8
 SINGLE_COLOUR = "#cfe2f3"
 
 
-def overlap_graph(labels: list[str], run_ids: list[str], members: list[dict], edges: list[dict],
-                  only_shared: bool = False) -> nx.DiGraph:
+def overlap_graph(
+    labels: list[str], run_ids: list[str], members: list[dict], edges: list[dict], only_shared: bool = False
+) -> nx.DiGraph:
     """Nodes and edges of the runs; each carries `region` (bitmask of the runs containing it) and score/weight."""
     if not 1 <= len(run_ids) <= 3:
         raise CircuitdbError(f"a circuit picture shows 1 to 3 circuits, got {len(run_ids)}")
@@ -50,8 +51,17 @@ def _colour(region: int, n_sets: int) -> str:
 def to_dot(graph: nx.DiGraph, title: str = "") -> graphviz.Digraph:
     """Graphviz digraph: one rank per layer, colour = which circuits hold the node/edge, pen width = |weight|."""
     labels: list[str] = graph.graph["labels"]
-    dot = graphviz.Digraph("circuit", graph_attr={"rankdir": "BT", "label": title, "labelloc": "t", "fontname": "Helvetica",
-                                                  "nodesep": "0.25", "ranksep": "0.45"})
+    dot = graphviz.Digraph(
+        "circuit",
+        graph_attr={
+            "rankdir": "BT",
+            "label": title,
+            "labelloc": "t",
+            "fontname": "Helvetica",
+            "nodesep": "0.25",
+            "ranksep": "0.45",
+        },
+    )
     dot.attr("node", shape="box", style="filled,rounded", fontname="Helvetica", fontsize="11")
     layers: dict[int, list[str]] = {}
     for name in graph.nodes:
@@ -95,6 +105,7 @@ def write_picture(dot: graphviz.Digraph, path: Path) -> Path:
     try:
         path.write_bytes(dot.pipe(format=suffix))
     except graphviz.ExecutableNotFound:
-        raise CircuitdbError("rendering needs Graphviz's `dot` (apt-get install graphviz); .dot output works without it") \
-            from None
+        raise CircuitdbError(
+            "rendering needs Graphviz's `dot` (apt-get install graphviz); .dot output works without it"
+        ) from None
     return path

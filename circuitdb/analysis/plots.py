@@ -31,15 +31,36 @@ def venn_plot(labels: list[str], regions: pd.DataFrame, path: Path, title: str =
 
 
 def upset_plot(labels: list[str], regions: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """UpSet plot of the non-empty regions (any number of sets)."""
-    import upsetplot
+    """UpSet plot of the non-empty regions, largest first: bars of region size over a dot matrix of its sets.
 
-    rows = regions[regions["count"] > 0]
-    index = pd.MultiIndex.from_tuples([tuple(bool(m >> i & 1) for i in range(len(labels))) for m in rows["region"]],
-                                      names=labels)
-    series = pd.Series(list(rows["count"]), index=index)
-    fig = plt.figure(figsize=(max(6, 1.2 * len(rows)), 5))
-    upsetplot.plot(series, fig=fig, sort_by="cardinality", show_counts=True, element_size=None)
+    Drawn with matplotlib directly: upsetplot 0.9 fails on pandas 3 (its colours come back as NaN).
+    """
+    rows = regions[regions["count"] > 0].sort_values(["count", "region"], ascending=[False, True])
+    n_sets, n_rows = len(labels), len(rows)
+    fig, (bars, grid) = plt.subplots(
+        2,
+        1,
+        figsize=(max(6.0, 0.45 * n_rows + 2), 2.5 + 0.35 * n_sets),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, max(1, 0.35 * n_sets)]},
+    )
+    xs = range(n_rows)
+    bars.bar(xs, rows["count"], color="#444444")
+    for x, count in zip(xs, rows["count"]):
+        bars.text(x, count, str(count), ha="center", va="bottom", fontsize=8)
+    bars.set_ylabel("members")
+    bars.spines[["top", "right"]].set_visible(False)
+    for x, mask in zip(xs, rows["region"]):
+        inside = [i for i in range(n_sets) if mask >> i & 1]
+        grid.scatter([x] * n_sets, range(n_sets), color="#dddddd", s=40)
+        grid.scatter([x] * len(inside), inside, color="#222222", s=40)
+        if len(inside) > 1:
+            grid.plot([x, x], [min(inside), max(inside)], color="#222222")
+    grid.set_yticks(range(n_sets), labels)
+    grid.set_xticks([])
+    grid.set_ylim(-0.5, n_sets - 0.5)
+    grid.invert_yaxis()
+    grid.spines[:].set_visible(False)
     fig.suptitle(title)
     return _save(fig, path)
 

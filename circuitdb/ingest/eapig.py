@@ -10,8 +10,15 @@ from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import fail, read_json
 
 
-def read_eapig(path: Path | str, model: Model, task: Task, method: str = "eap-ig", threshold: float | None = None,
-               ablation: str = "patching", metric: str = "logit_diff") -> Run:
+def read_eapig(
+    path: Path | str,
+    model: Model,
+    task: Task,
+    method: str = "eap-ig",
+    threshold: float | None = None,
+    ablation: str = "patching",
+    metric: str = "logit_diff",
+) -> Run:
     """The in-graph nodes and edges become the run; endpoints of in-graph edges are members even if unflagged."""
     check_threshold(threshold)
     data, text = read_json(path)
@@ -41,10 +48,24 @@ def read_eapig(path: Path | str, model: Model, task: Task, method: str = "eap-ig
             components.setdefault(end, None)
     if not components:
         raise CircuitdbError(f"{path}: the graph has no node or edge in_graph; nothing to import")
-    shape = Model(model.name, model.n_layers or cfg.get("n_layers"), model.n_heads or cfg.get("n_heads"),
-                  model.d_model or cfg.get("d_model"), model.source)
-    return Run(model=shape, task=task, method=method, threshold=threshold, ablation=ablation, metric=metric,
-               components=components, edges=edges, params={"source_file": Path(path).name})
+    shape = Model(
+        model.name,
+        model.n_layers or cfg.get("n_layers"),
+        model.n_heads or cfg.get("n_heads"),
+        model.d_model or cfg.get("d_model"),
+        model.source,
+    )
+    return Run(
+        model=shape,
+        task=task,
+        method=method,
+        threshold=threshold,
+        ablation=ablation,
+        metric=metric,
+        components=components,
+        edges=edges,
+        params={"source_file": Path(path).name},
+    )
 
 
 def _name(path: Path | str, text: str, name: str) -> str:

@@ -20,16 +20,25 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     data = asdict(run)
     data["id"] = run.id
     data["components"] = [{"name": n, "score": s} for n, s in run.components.items()]
-    data["edges"] = [{"sender": e.sender, "receiver": e.receiver, "input": e.input, "weight": e.weight}
-                     for e in run.edges]
+    data["edges"] = [{"sender": e.sender, "receiver": e.receiver, "input": e.input, "weight": e.weight} for e in run.edges]
     return data
 
 
 def dumps(runs: list[Run]) -> str:
     """The export document; parents (NESTS_IN targets) come before the runs that nest in them."""
-    ids = {r.id for r in runs}
-    ordered = sorted(runs, key=lambda r: (r.nests_in in ids, r.model.name, r.task.name, -(r.threshold or 0)))
-    return json.dumps({"format": FORMAT, "version": VERSION, "runs": [run_to_dict(r) for r in ordered]}, indent=1)
+    by_id = {r.id: r for r in runs}
+    ordered: dict[str, Run] = {}
+
+    def place(run: Run) -> None:
+        if run.id in ordered:
+            return
+        if run.nests_in in by_id:
+            place(by_id[run.nests_in])
+        ordered[run.id] = run
+
+    for run in sorted(runs, key=lambda r: (r.model.name, r.task.name, r.method, r.ablation, r.metric, -(r.threshold or 0), r.id)):
+        place(run)
+    return json.dumps({"format": FORMAT, "version": VERSION, "runs": [run_to_dict(r) for r in ordered.values()]}, indent=1)
 
 
 def read_native(path: Path | str) -> list[Run]:

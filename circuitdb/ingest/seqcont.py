@@ -10,8 +10,15 @@ from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import fail, read_json
 
 
-def read_seqcont(path: Path | str, model: Model, task: Task, threshold: float, method: str = "prune",
-                 ablation: str = "mean", metric: str = "logit_diff") -> Run:
+def read_seqcont(
+    path: Path | str,
+    model: Model,
+    task: Task,
+    threshold: float,
+    method: str = "prune",
+    ablation: str = "mean",
+    metric: str = "logit_diff",
+) -> Run:
     """One circuit per file (one task at one threshold); heads and MLPs carry no score in this format."""
     check_threshold(threshold)
     data, text = read_json(path)
@@ -31,8 +38,16 @@ def read_seqcont(path: Path | str, model: Model, task: Task, threshold: float, m
         components[f"m{layer}"] = None
     _check_bounds(path, text, model, heads, mlps)
     params = {"source_file": Path(path).name}
-    return Run(model=model, task=task, method=method, threshold=threshold, ablation=ablation, metric=metric,
-               components=components, params=params)
+    return Run(
+        model=model,
+        task=task,
+        method=method,
+        threshold=threshold,
+        ablation=ablation,
+        metric=metric,
+        components=components,
+        params=params,
+    )
 
 
 def _natural(value: object) -> bool:

@@ -96,8 +96,14 @@ def run_tables(run: Run) -> RunTables:
     m, t = run.model, run.task
     return RunTables(
         run=row,
-        model={"id": m.id, "name": m.name, "n_layers": m.n_layers, "n_heads": m.n_heads, "d_model": m.d_model,
-               "source": m.source},
+        model={
+            "id": m.id,
+            "name": m.name,
+            "n_layers": m.n_layers,
+            "n_heads": m.n_heads,
+            "d_model": m.d_model,
+            "source": m.source,
+        },
         task={"id": t.id, "name": t.name, "family": t.family, "description": t.description, "n_prompts": t.n_prompts},
         components=components,
         includes=includes,
@@ -119,8 +125,10 @@ def check_tables(tables: RunTables) -> None:
             bad = pc.invert(pc.fill_null(pc.is_in(table.column(column), value_set=ids), False))
             if pc.any(bad).as_py():
                 row = pc.index(bad, True).as_py()
-                raise StoreError(f"run {tables.run_id}: {name} row {row} names {table.column(column)[row].as_py()!r}, "
-                                 f"not a component of the run; nothing written")
+                raise StoreError(
+                    f"run {tables.run_id}: {name} row {row} names {table.column(column)[row].as_py()!r}, "
+                    f"not a component of the run; nothing written"
+                )
     for table in (tables.includes, tables.edges):
         owner = "from" if table is tables.includes else "run_id"
         if table.num_rows and not pc.all(pc.equal(table.column(owner), tables.run_id)).as_py():

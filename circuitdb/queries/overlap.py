@@ -89,12 +89,14 @@ def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> Venn:
     for mask in masks:
         found = members.get(mask, [])
         found.sort(key=(lambda e: edge_order(*e)) if edges else node_order)
-        table.append({
-            "region": mask,
-            "sets": "&".join(n for i, n in enumerate(names) if mask >> i & 1),
-            "count": len(found),
-            "members": [f"{s}->{r}" + (f"<{i}>" if i else "") for s, r, i in found] if edges else found,
-        })
+        table.append(
+            {
+                "region": mask,
+                "sets": "&".join(n for i, n in enumerate(names) if mask >> i & 1),
+                "count": len(found),
+                "members": [f"{s}->{r}" + (f"<{i}>" if i else "") for s, r, i in found] if edges else found,
+            }
+        )
     frame = pd.DataFrame(table, columns=["region", "sets", "count", "members"])
     if len(runs) > 4:
         frame = frame.sort_values(["count", "region"], ascending=[False, True]).reset_index(drop=True)
@@ -133,14 +135,16 @@ def ladder(store: Store, model: str, task: str, methods: tuple[str, ...] = ()) -
     table, stricter = [], None
     for r in runs:
         mine = members[r.id]
-        table.append({
-            "threshold": r.threshold,
-            "run": r.id,
-            "size": len(mine),
-            "faithfulness": r.faithfulness,
-            "members": sorted(mine, key=node_order),
-            "contains_stricter": None if stricter is None else stricter <= mine,
-            "within_stricter": None if stricter is None else mine <= stricter,
-        })
+        table.append(
+            {
+                "threshold": r.threshold,
+                "run": r.id,
+                "size": len(mine),
+                "faithfulness": r.faithfulness,
+                "members": sorted(mine, key=node_order),
+                "contains_stricter": None if stricter is None else stricter <= mine,
+                "within_stricter": None if stricter is None else mine <= stricter,
+            }
+        )
         stricter = mine
     return pd.DataFrame(table)

@@ -16,12 +16,14 @@ def fetch_run(store: Store, run_id: str) -> Run:
     if not rows:
         raise CircuitdbError(f"unknown run {run_id!r}")
     row = rows[0]
+
     def order(name: str) -> tuple:
         return parse_component(name).sort_key()
 
     members = sorted(run_query(store, "members", run_ids=[run_id]), key=lambda m: order(m["component"]))
-    edges = sorted(run_query(store, "edges", run_ids=[run_id]),
-                   key=lambda e: (order(e["receiver"]), e["input"] or "", order(e["sender"])))
+    edges = sorted(
+        run_query(store, "edges", run_ids=[run_id]), key=lambda e: (order(e["receiver"]), e["input"] or "", order(e["sender"]))
+    )
     evaluations = run_query(store, "evaluations", run_id=run_id)
     run = Run(
         model=Model(row["model"], row["n_layers"], row["n_heads"], row["d_model"], row["source"] or ""),

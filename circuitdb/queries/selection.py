@@ -94,20 +94,25 @@ def resolve(store: Store, selection: Selection, minimum: int = 1, maximum: int |
 
     chosen = [r for r in runs if keep(r)]
     if not chosen:
-        near = [r for r in runs if (not selection.tasks or r.task in selection.tasks)
-                and (not selection.models or r.model in selection.models)]
+        near = [
+            r
+            for r in runs
+            if (not selection.tasks or r.task in selection.tasks) and (not selection.models or r.model in selection.models)
+        ]
         hint = "; runs of those tasks: " + ", ".join(sorted({label_of(r) for r in near})) if near else ""
         raise CircuitdbError(f"no run matches {selection.describe()}{hint}")
     _check_ambiguous(chosen, selection)
     order = {t: i for i, t in enumerate(selection.tasks)}
     model_order = {m: i for i, m in enumerate(selection.models)}
     id_order = {r.id: i for i, r in enumerate(chosen) for w in selection.run_ids if _matches_id(r, w)}
-    chosen.sort(key=lambda r: (id_order.get(r.id, 0), model_order.get(r.model, 0), order.get(r.task, 0),
-                               -(r.threshold or 0), r.method))
+    chosen.sort(
+        key=lambda r: (id_order.get(r.id, 0), model_order.get(r.model, 0), order.get(r.task, 0), -(r.threshold or 0), r.method)
+    )
     if len(chosen) < minimum or (maximum is not None and len(chosen) > maximum):
         wanted = f"{minimum}" + (f" to {maximum}" if maximum != minimum else "") if maximum else f"at least {minimum}"
-        raise CircuitdbError(f"{selection.describe()} matches {len(chosen)} runs "
-                             f"({', '.join(label_of(r) for r in chosen)}); this needs {wanted}")
+        raise CircuitdbError(
+            f"{selection.describe()} matches {len(chosen)} runs ({', '.join(label_of(r) for r in chosen)}); this needs {wanted}"
+        )
     return chosen
 
 
@@ -134,8 +139,14 @@ def label_of(run: RunInfo) -> str:
 def labels(runs: list[RunInfo]) -> list[str]:
     """Short labels that name only what differs between the runs (task, model, threshold, method...)."""
     parts = []
-    for attr, fmt in (("model", str), ("task", str), ("threshold", lambda t: "" if t is None else f"{t:g}"),
-                      ("method", str), ("ablation", str), ("metric", str)):
+    for attr, fmt in (
+        ("model", str),
+        ("task", str),
+        ("threshold", lambda t: "" if t is None else f"{t:g}"),
+        ("method", str),
+        ("ablation", str),
+        ("metric", str),
+    ):
         if len({getattr(r, attr) for r in runs}) > 1:
             parts.append((attr, fmt))
     if not parts:

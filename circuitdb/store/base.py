@@ -48,7 +48,7 @@ def open_store(url: str | None = None, *, read_only: bool = False, create: bool 
     if url.startswith("kuzu:"):
         from circuitdb.store.kuzu import KuzuStore
 
-        path = Path(url[len("kuzu:"):]).expanduser()
+        path = Path(url[len("kuzu:") :]).expanduser()
         if not str(path) or str(path) == ".":
             raise CircuitdbError(f"store {url!r}: give a file path, e.g. kuzu:./circuitdb.kuzu")
         if (read_only or not create) and not path.exists():

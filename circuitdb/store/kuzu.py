@@ -44,8 +44,7 @@ MERGE_MODEL = (
     " m.d_model = $d_model, m.source = $source"
 )
 MERGE_TASK = (
-    "MERGE (t:Task {id: $id}) SET t.name = $name, t.family = $family, t.description = $description,"
-    " t.n_prompts = $n_prompts"
+    "MERGE (t:Task {id: $id}) SET t.name = $name, t.family = $family, t.description = $description, t.n_prompts = $n_prompts"
 )
 CREATE_RUN = (
     "MATCH (m:Model {id: $model}), (t:Task {id: $task}) "
@@ -152,16 +151,17 @@ class KuzuStore:
                 # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is
                 # rolled back or closed; crash recovery discards it safely. The rows were checked, so only I/O
                 # errors get here: end the process and let recovery drop the transaction.
-                sys.stderr.write(f"error: writing run {rid} to Kuzu failed mid-COPY ({exc}); exiting so that "
-                                 f"crash recovery discards the transaction\n")
+                sys.stderr.write(
+                    f"error: writing run {rid} to Kuzu failed mid-COPY ({exc}); exiting so that "
+                    f"crash recovery discards the transaction\n"
+                )
                 sys.stderr.flush()
                 os._exit(70)
 
     def _write_nodes(self, tables: RunTables) -> None:
         """Everything before the relationship COPYs: old copy out, model, task, run, components, nesting."""
         rid = tables.run_id
-        children = [r["id"] for r in self.read("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id",
-                                                {"id": rid})]
+        children = [r["id"] for r in self.read("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id", {"id": rid})]
         self._delete(rid)
         self._exec(MERGE_MODEL, tables.model)
         self._exec(MERGE_TASK, tables.task)
@@ -172,14 +172,18 @@ class KuzuStore:
         for child in children:
             self._exec("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", {"c": child, "p": rid})
         if tables.nests_in:
-            made = self.read("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
-                             {"c": rid, "p": tables.nests_in})
+            made = self.read(
+                "MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
+                {"c": rid, "p": tables.nests_in},
+            )
             if not made or made[0]["n"] != 1:
                 raise StoreError(f"it nests in run {tables.nests_in}, which is not in the catalog")
         for ev in tables.evaluations:
             self._exec("MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task", {"task": ev["task"]})
-            self._exec("MATCH (r:Run {id: $id}), (t:Task {id: $task}) CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
-                       {"id": rid, "task": ev["task"], "p": ev["performance"]})
+            self._exec(
+                "MATCH (r:Run {id: $id}), (t:Task {id: $task}) CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
+                {"id": rid, "task": ev["task"], "p": ev["performance"]},
+            )
 
     def close(self) -> None:
         self.conn.close()

@@ -54,14 +54,14 @@ class Neo4jStore:
         self.read_only = read_only
         auth = (user, password) if password is not None else None
         try:
-            self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=5,
-                                                     max_transaction_retry_time=30)
+            self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=5, max_transaction_retry_time=30)
             self.driver.verify_connectivity()
         except (ServiceUnavailable, OSError) as exc:
             raise StoreError(f"cannot reach Neo4j at {url}: {exc}") from None
         except AuthError as exc:
-            raise StoreError(f"Neo4j at {url} refused the credentials (set CIRCUITDB_NEO4J_USER/_PASSWORD): "
-                             f"{exc.message}") from None
+            raise StoreError(
+                f"Neo4j at {url} refused the credentials (set CIRCUITDB_NEO4J_USER/_PASSWORD): {exc.message}"
+            ) from None
         except ValueError as exc:
             raise StoreError(f"bad Neo4j URL {url!r}: {exc}") from None
         if not read_only:
@@ -111,14 +111,22 @@ class Neo4jStore:
         for child in children:
             tx.run("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", c=child, p=rid).consume()
         if tables.nests_in:
-            made = self._count(tx, "MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) "
-                                   "RETURN count(*) AS n", c=rid, p=tables.nests_in)
+            made = self._count(
+                tx,
+                "MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
+                c=rid,
+                p=tables.nests_in,
+            )
             if made != 1:
                 raise StoreError(f"run {rid} nests in run {tables.nests_in}, which is not in the catalog")
         for ev in tables.evaluations:
-            tx.run("MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task WITH t MATCH (r:Run {id: $id}) "
-                   "CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
-                   task=ev["task"], id=rid, p=ev["performance"]).consume()
+            tx.run(
+                "MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task WITH t MATCH (r:Run {id: $id}) "
+                "CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
+                task=ev["task"],
+                id=rid,
+                p=ev["performance"],
+            ).consume()
 
     def write_run(self, tables: RunTables) -> None:
         check_tables(tables)

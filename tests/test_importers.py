@@ -1,0 +1,139 @@
+"""Importers: seqcont files, EAP-IG graph JSON, circuitdb's own export; malformed files name file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures import catalog_runs
+
+from circuitdb import Catalog, CircuitdbError, Task
+from circuitdb.domain import model_named
+from circuitdb.ingest.eapig import read_eapig
+from circuitdb.ingest.native import dumps, read_native
+from circuitdb.ingest.seqcont import read_seqcont
+
+GPT2 = model_named("gpt2-small")
+
+
+def test_seqcont_example(examples: Path) -> None:
+    path = examples / "seqcont" / "numerals_circuit_thres_0.8.json"
+    data = json.loads(path.read_text())
+    run = read_seqcont(path, GPT2, Task("numerals"), 0.8).validate()
+    assert set(run.components) == {f"a{l_}.h{h}" for l_, h in data["heads"]} | {f"m{m}" for m in data["mlps"]}
+    assert (run.method, run.threshold, run.edges) == ("prune", 0.8, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"heads": [[1, 2],\n [3, 4],\n [5]], "mlps": []}', r":3: head entry \[5\] is not \[layer, head\]"),
+        ('{"heads": [[1, 2]],\n "mlps": [0,\n "x"]}', r":3: mlp entry 'x' is not a layer number"),
+        ('{"heads": [[1, 2]],\n\n "mlps": [0, 1,]}', r":3:\d+: malformed JSON"),
+        ('{"heads": [[1, 2],\n [12, 0]], "mlps": []}', r":2: head \[12, 0\] does not exist in gpt2-small"),
+        ("[1, 2]", r":1: not a seqcont circuit file"),
+    ],
+)
+def test_seqcont_errors_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(CircuitdbError, match=f"bad.json{message}"):
+        read_seqcont(path, GPT2, Task("numerals"), 0.8)
+
+
+def test_seqcont_missing_file_and_bad_threshold(tmp_path: Path) -> None:
+    with pytest.raises(CircuitdbError, match="cannot read"):
+        read_seqcont(tmp_path / "nope.json", GPT2, Task("t"), 0.8)
+    with pytest.raises(CircuitdbError, match="threshold"):
+        read_seqcont(tmp_path / "nope.json", GPT2, Task("t"), 1.2)
+
+
+def test_eapig_example(examples: Path) -> None:
+    path = examples / "eap-ig" / "ioi_graph.json"
+    data = json.loads(path.read_text())
+    run = read_eapig(path, GPT2, Task("ioi")).validate()
+    in_graph = {k: v for k, v in data["edges"].items() if v["in_graph"]}
+    assert sorted(e.name for e in run.edges) == sorted(in_graph)
+    assert {e.name: e.weight for e in run.edges} == {k: v["score"] for k, v in in_graph.items()}
+    flagged = {n for n, v in data["nodes"].items() if v["in_graph"]}
+    assert set(run.components) == flagged
+    assert run.components["a9.h9"] == data["nodes"]["a9.h9"]["score"]
+    assert [e.input for e in run.edges if e.name == "a7.h3->a9.h9<q>"] == ["q"]
+
+
+def test_eapig_old_format_with_boolean_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(
+        json.dumps(
+            {
+                "cfg": {"n_layers": 2, "n_heads": 2},
+                "nodes": {"a0.h1": True, "m1": False},
+                "edges": {"a0.h1->m1": {"score": 0.5, "in_graph": True}, "input->a1.h0<k>": {"score": 0.1, "in_graph": False}},
+            }
+        )
+    )
+    run = read_eapig(path, model_named("tiny"), Task("t")).validate()
+    assert run.components == {"a0.h1": None, "m1": None}  # m1 joins as an endpoint of an in-graph edge
+    assert run.model.n_layers == 2
+
+
+@pytest.mark.parametrize(
+    ("edges", "message"),
+    [
+        ('{"a0.h1->m1": {"score": 1, "in_graph": true},\n "a0.h1=>m1": {"score": 1, "in_graph": true}}', r":3: not an edge name"),
+        (
+            '{"a0.h1->m1": {"score": 1, "in_graph": true},\n "a0.h1->m0": {"score": "x", "in_graph": true}}',
+            r":3: .*score must be a number",
+        ),
+        ('{"a0.h1->m1": {"score": 1}}', r":2: edge 'a0.h1->m1' needs in_graph"),
+    ],
+)
+def test_eapig_errors_name_file_and_line(tmp_path: Path, edges: str, message: str) -> None:
+    path = tmp_path / "g.json"
+    path.write_text('{"cfg": {},\n "edges": ' + edges + ',\n "nodes": {}}')
+    with pytest.raises(CircuitdbError, match=f"g.json{message}"):
+        read_eapig(path, GPT2, Task("t"))
+
+
+def test_native_round_trip_through_a_store(tmp_path: Path) -> None:
+    runs = catalog_runs()[:6]
+    with Catalog(f"kuzu:{tmp_path / 'a.kuzu'}") as first:
+        first.add(runs)
+        exported = dumps([first.run(r.id) for r in reversed(first.runs())])
+    path = tmp_path / "runs.json"
+    path.write_text(exported)
+    back = read_native(path)
+    with Catalog(f"kuzu:{tmp_path / 'b.kuzu'}") as second:
+        second.add(back)  # parents come first in the file, so NESTS_IN resolves
+        for run in runs:
+            again = second.run(run.id)
+            assert again.components == run.components
+            assert sorted(again.edges, key=lambda e: e.key) == sorted(run.edges, key=lambda e: e.key)
+            assert (again.nests_in, again.faithfulness, again.params, again.evaluations) == (
+                run.nests_in,
+                run.faithfulness,
+                run.params,
+                run.evaluations,
+            )
+        assert dumps([second.run(r.id) for r in second.runs()]) == dumps([first_run for first_run in back])
+
+
+def test_native_errors(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{"format": "other", "runs": []}')
+    with pytest.raises(CircuitdbError, match="not a circuitdb export"):
+        read_native(path)
+    doc = json.loads(dumps(catalog_runs()[:1]))
+    doc["runs"][0]["threshold"] = 2
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CircuitdbError, match=r"runs\[0\]: threshold must be in"):
+        read_native(path)
+    doc["runs"][0]["threshold"] = 0.9
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CircuitdbError, match="does not match its defining fields"):
+        read_native(path)
+    del doc["runs"][0]["model"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CircuitdbError, match=r"runs\[0\]: missing or malformed field"):
+        read_native(path)
