@@ -38,8 +38,7 @@ class Catalog:
         """Write runs (each atomically, replacing an earlier copy with the same id); all are validated first."""
         batch = [runs] if isinstance(runs, Run) else list(runs)
         tables = [run_tables(run) for run in batch]
-        for table in tables:
-            self.store.write_run(table)
+        self.store.write_runs(tables)
         return [t.run_id for t in tables]
 
     def delete(self, run_id: str) -> None:

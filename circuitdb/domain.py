@@ -11,6 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime
 
 from circuitdb.errors import CircuitdbError
@@ -80,6 +81,12 @@ def parse_component(text: str | list | tuple) -> Component:
         return Component("mlp", text)
     if not isinstance(text, str):
         raise CircuitdbError(f"not a component name: {text!r}")
+    return _parse_name(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_name(text: str) -> Component:
+    """The string case of parse_component, cached: catalogs repeat the same few thousand names millions of times."""
     raw = text.strip()
     feature = _FEATURE.match(raw)
     if feature:
@@ -225,27 +232,33 @@ class Run:
             members[name] = None if score is None else float(score)
         edges, seen = [], set()
         for row, edge in enumerate(self.edges):
-            where = f"edge {row} ({edge.name})"
             try:
-                sender, receiver = canonical(edge.sender), canonical(edge.receiver)
+                fixed = _checked_edge(edge, members)
             except CircuitdbError as exc:
-                raise CircuitdbError(f"{where}: {exc}") from None
-            if edge.input not in EDGE_INPUTS:
-                raise CircuitdbError(f"{where}: input must be q, k, v or empty, got {edge.input!r}")
-            if edge.input and parse_component(receiver).kind != "head":
-                raise CircuitdbError(f"{where}: a q/k/v input needs a head receiver")
-            if not (isinstance(edge.weight, (int, float)) and math.isfinite(edge.weight)):
-                raise CircuitdbError(f"{where}: weight must be a finite number, got {edge.weight!r}")
-            for end in (sender, receiver):
-                if end not in members:
-                    raise CircuitdbError(f"{where}: {end} is not a component of the run")
-            fixed = Edge(sender, receiver, float(edge.weight), edge.input)
+                raise CircuitdbError(f"edge {row} ({edge.name}): {exc}") from None
             if fixed.key in seen:
-                raise CircuitdbError(f"{where}: duplicate edge")
+                raise CircuitdbError(f"edge {row} ({edge.name}): duplicate edge")
             seen.add(fixed.key)
             edges.append(fixed)
         self.components, self.edges = members, edges
         return self
+
+
+def _checked_edge(edge: Edge, members: dict[str, float | None]) -> Edge:
+    """The edge with canonical names, or CircuitdbError saying what is wrong with it."""
+    sender, receiver = canonical(edge.sender), canonical(edge.receiver)
+    if edge.input not in EDGE_INPUTS:
+        raise CircuitdbError(f"input must be q, k, v or empty, got {edge.input!r}")
+    if edge.input and parse_component(receiver).kind != "head":
+        raise CircuitdbError("a q/k/v input needs a head receiver")
+    if not (isinstance(edge.weight, (int, float)) and math.isfinite(edge.weight)):
+        raise CircuitdbError(f"weight must be a finite number, got {edge.weight!r}")
+    for end in (sender, receiver):
+        if end not in members:
+            raise CircuitdbError(f"{end} is not a component of the run")
+    if (sender, receiver) == (edge.sender, edge.receiver) and isinstance(edge.weight, float):
+        return edge
+    return Edge(sender, receiver, float(edge.weight), edge.input)
 
 
 def run_id(model: str, task: str, method: str, ablation: str, metric: str, threshold: float | None) -> str:

@@ -36,7 +36,8 @@ def wipe_neo4j(url: str) -> None:
     import neo4j
 
     with neo4j.GraphDatabase.driver(url, auth=None) as driver, driver.session() as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        session.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS").consume()
+        session.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS").consume()
 
 
 @pytest.fixture(params=["kuzu", "neo4j"])

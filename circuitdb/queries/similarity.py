@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from circuitdb.queries import run_query
@@ -17,14 +18,13 @@ def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted:
     pairs = {(row["run_a"], row["run_b"]): row for row in run_query(store, pairs_query, run_ids=ids)}
     field = "mass" if weighted else "size"
     shared_field = "shared_min" if weighted else "shared"
+    size = np.array([float(sizes.get(r, {}).get(field) or 0) for r in ids])
+    common = np.zeros((len(ids), len(ids)))
+    position = {r: i for i, r in enumerate(ids)}
+    for (a, b), row in pairs.items():
+        common[position[a], position[b]] = common[position[b], position[a]] = float(row[shared_field])
+    union = size[:, None] + size[None, :] - common
+    matrix = np.divide(common, union, out=np.ones_like(common), where=union > 0)
+    np.fill_diagonal(matrix, 1.0)
     names = labels(runs)
-    matrix = pd.DataFrame(1.0, index=names, columns=names)
-    for i, a in enumerate(ids):
-        for j, b in enumerate(ids):
-            if i == j:
-                continue
-            row = pairs.get((min(a, b), max(a, b)))
-            common = float(row[shared_field]) if row else 0.0
-            union = float(sizes.get(a, {}).get(field) or 0) + float(sizes.get(b, {}).get(field) or 0) - common
-            matrix.iloc[i, j] = common / union if union > 0 else 1.0
-    return matrix
+    return pd.DataFrame(matrix, index=names, columns=names)

@@ -23,6 +23,9 @@ class Store(Protocol):
     def write_run(self, tables: RunTables) -> None:
         """Replace the run with this id by `tables`, atomically: all of it becomes visible or none."""
 
+    def write_runs(self, batch: list[RunTables]) -> None:
+        """Write several runs; each is atomic (Kuzu writes the whole batch in one transaction)."""
+
     def delete_run(self, run_id: str) -> bool:
         """Remove one run and its memberships/edges; True if it existed."""
 

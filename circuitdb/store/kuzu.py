@@ -132,43 +132,64 @@ class KuzuStore:
         return found
 
     def write_run(self, tables: RunTables) -> None:
-        check_tables(tables)
-        rid = tables.run_id
+        self.write_runs([tables])
+
+    def write_runs(self, batch: list[RunTables]) -> None:
+        """All runs of the batch in one transaction, each relationship table filled by one COPY.
+
+        One transaction per batch, not per run: a Kuzu commit after a COPY costs time that grows with the table, so
+        per-run commits make bulk ingest quadratic.
+        """
+        for tables in batch:
+            check_tables(tables)
+        batch = list({t.run_id: t for t in batch}.values())
+        names = ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
         with _interrupts_deferred():
             self._exec("BEGIN TRANSACTION")
             try:
-                self._write_nodes(tables)
+                for tables in batch:
+                    self._write_nodes(tables)
+                self._copy("Component", self._fresh_components(batch))
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, (RuntimeError, CircuitdbError)):
-                    raise StoreError(f"writing run {rid} to Kuzu failed, nothing written: {exc}") from None
+                    raise StoreError(f"writing run {names} to Kuzu failed, nothing written: {exc}") from None
                 raise
             try:
-                self._copy("INCLUDES", tables.includes)
-                self._copy("EDGE", tables.edges)
+                self._copy("INCLUDES", pa.concat_tables([t.includes for t in batch]))
+                self._copy("EDGE", pa.concat_tables([t.edges for t in batch]))
                 self._exec("COMMIT")
             except BaseException as exc:
                 # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is
                 # rolled back or closed; crash recovery discards it safely. The rows were checked, so only I/O
                 # errors get here: end the process and let recovery drop the transaction.
                 sys.stderr.write(
-                    f"error: writing run {rid} to Kuzu failed mid-COPY ({exc}); exiting so that "
+                    f"error: writing run {names} to Kuzu failed mid-COPY ({exc}); exiting so that "
                     f"crash recovery discards the transaction\n"
                 )
                 sys.stderr.flush()
                 os._exit(70)
 
+    def _fresh_components(self, batch: list[RunTables]) -> pa.Table:
+        """The batch's components not yet in the store, each once (an id lookup, not a scan of all components)."""
+        table = pa.concat_tables([t.components for t in batch])
+        ids = table.column("id").to_pylist()
+        known = {r["id"] for r in self.read("UNWIND $ids AS i MATCH (c:Component {id: i}) RETURN c.id AS id",
+                                            {"ids": sorted(set(ids))})}
+        keep, seen = [], set()
+        for i in ids:
+            keep.append(i not in known and i not in seen)
+            seen.add(i)
+        return table.filter(pa.array(keep, pa.bool_()))
+
     def _write_nodes(self, tables: RunTables) -> None:
-        """Everything before the relationship COPYs: old copy out, model, task, run, components, nesting."""
+        """Everything but components and bulk relationships: old copy out, model, task, run, nesting, evaluations."""
         rid = tables.run_id
         children = [r["id"] for r in self.read("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id", {"id": rid})]
         self._delete(rid)
         self._exec(MERGE_MODEL, tables.model)
         self._exec(MERGE_TASK, tables.task)
         self._exec(CREATE_RUN, {**tables.run, "model": tables.model["id"], "task": tables.task["id"]})
-        ids = tables.components.column("id").to_pylist()
-        known = {r["id"] for r in self.read("MATCH (c:Component) WHERE c.id IN $ids RETURN c.id AS id", {"ids": ids})}
-        self._copy("Component", tables.components.filter(pa.array([i not in known for i in ids], pa.bool_())))
         for child in children:
             self._exec("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", {"c": child, "p": rid})
         if tables.nests_in:
@@ -177,7 +198,7 @@ class KuzuStore:
                 {"c": rid, "p": tables.nests_in},
             )
             if not made or made[0]["n"] != 1:
-                raise StoreError(f"it nests in run {tables.nests_in}, which is not in the catalog")
+                raise StoreError(f"run {rid} nests in run {tables.nests_in}, which is not in the catalog")
         for ev in tables.evaluations:
             self._exec("MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task", {"task": ev["task"]})
             self._exec(

@@ -7,6 +7,7 @@ from typing import Any
 
 import neo4j
 import pyarrow as pa
+import pyarrow.compute as pc
 from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
 
 from circuitdb.errors import CircuitdbError, StoreError
@@ -27,9 +28,12 @@ CREATE_INCLUDES = (
     "MATCH (r:Run {id: $id}) UNWIND $rows AS row MATCH (c:Component {id: row.to}) "
     "CREATE (r)-[:INCLUDES {score: row.score}]->(c) RETURN count(*) AS n"
 )
+# Edges travel as parallel lists with endpoints as positions in the run's component list: far less for the driver
+# to encode than one map per row. The size check guards the positions (every component was merged just before).
 CREATE_EDGES = (
-    "UNWIND $rows AS row MATCH (a:Component {id: row.from}), (b:Component {id: row.to}) "
-    "CREATE (a)-[:EDGE {run_id: $id, weight: row.weight, input: row.input}]->(b) RETURN count(*) AS n"
+    "UNWIND $ids AS cid MATCH (c:Component {id: cid}) WITH collect(c) AS nodes WHERE size(nodes) = size($ids) "
+    "UNWIND range(0, size($src) - 1) AS i WITH nodes[$src[i]] AS a, nodes[$dst[i]] AS b, i "
+    "CREATE (a)-[:EDGE {run_id: $id, weight: $weight[i], input: $input[i]}]->(b) RETURN count(*) AS n"
 )
 
 
@@ -54,7 +58,8 @@ class Neo4jStore:
         self.read_only = read_only
         auth = (user, password) if password is not None else None
         try:
-            self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=5, max_transaction_retry_time=30)
+            self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=5, max_transaction_retry_time=30,
+                                                     notifications_min_severity="OFF")
             self.driver.verify_connectivity()
         except (ServiceUnavailable, OSError) as exc:
             raise StoreError(f"cannot reach Neo4j at {url}: {exc}") from None
@@ -103,11 +108,19 @@ class Neo4jStore:
         tx.run(CREATE_RUN, model=tables.model["id"], task=tables.task["id"], props=_present(tables.run)).consume()
         for rows in _batches(tables.components):
             tx.run(MERGE_COMPONENTS, rows=[_present(r) for r in rows]).consume()
-        for table, cypher, what in ((tables.includes, CREATE_INCLUDES, "membership"), (tables.edges, CREATE_EDGES, "edge")):
-            for rows in _batches(table):
-                made = self._count(tx, cypher, id=rid, rows=rows)
-                if made != len(rows):
-                    raise StoreError(f"writing run {rid}: {len(rows) - made} {what} rows name unknown components")
+        for rows in _batches(tables.includes):
+            made = self._count(tx, CREATE_INCLUDES, id=rid, rows=rows)
+            if made != len(rows):
+                raise StoreError(f"writing run {rid}: {len(rows) - made} membership rows name unknown components")
+        ids = tables.components.column("id")
+        for i in range(0, tables.edges.num_rows, BATCH):
+            part = tables.edges.slice(i, BATCH)
+            made = self._count(tx, CREATE_EDGES, id=rid, ids=ids.to_pylist(),
+                               src=pc.index_in(part.column("from"), value_set=ids).to_pylist(),
+                               dst=pc.index_in(part.column("to"), value_set=ids).to_pylist(),
+                               weight=part.column("weight").to_pylist(), input=part.column("input").to_pylist())
+            if made != part.num_rows:
+                raise StoreError(f"writing run {rid}: {part.num_rows - made} edge rows name unknown components")
         for child in children:
             tx.run("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", c=child, p=rid).consume()
         if tables.nests_in:
@@ -127,6 +140,13 @@ class Neo4jStore:
                 id=rid,
                 p=ev["performance"],
             ).consume()
+
+    def write_runs(self, batch: list[RunTables]) -> None:
+        """One transaction per run: a run is the unit concurrent writers and retries work in."""
+        for tables in batch:
+            check_tables(tables)
+        for tables in batch:
+            self.write_run(tables)
 
     def write_run(self, tables: RunTables) -> None:
         check_tables(tables)
