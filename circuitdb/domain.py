@@ -11,8 +11,8 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from circuitdb.errors import CircuitdbError
 
