@@ -10,7 +10,8 @@ DEMO := demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Graphviz's `dot` renders PNG/SVG (DOT text works without it); installed from Debian when missing and root.

@@ -380,3 +380,87 @@ def delete(run_id: str, store: str | None) -> None:
         info = catalog.run(run_id)
         catalog.delete(info.id)
     click.echo(f"deleted {info.id}")
+
+
+def _existing(catalog: Catalog) -> Callable[[str], Any]:
+    """The stored run with this id, or None: lets a job skip finished runs and nest under stored ones."""
+    return lambda rid: catalog.run(rid) if catalog.has_run(rid) else None
+
+
+def _run_job(spec: Any, store: str | None) -> None:
+    from circuitdb.discovery.jobs import discover
+    from circuitdb.progress import RichReporter
+
+    with Catalog(store) as catalog, RichReporter() as reporter:
+        runs = discover(spec, on_run=catalog.add, existing=_existing(catalog), reporter=reporter)
+    click.echo(f"{len(runs)} runs written")
+
+
+def _job_options(f: Callable) -> Callable:
+    for option in reversed([
+        click.option("--method", "methods", multiple=True, default=("prune",), show_default=True,
+                     help="prune (iterative node pruning), eap, eap-ig (edge attribution over the full graph)."),
+        click.option("--edges", default="path", show_default=True, help="Edges of pruned circuits: path, eap, eap-ig, none."),
+        click.option("--ablation", default="mean", show_default=True, help="mean, zero or resample (over corrupted prompts)."),
+        click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task before filtering."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--nested/--no-nested", default=True, show_default=True,
+                     help="Prune each lower threshold starting from the stricter threshold's circuit."),
+        click.option("--edge-threshold", default=0.99, show_default=True,
+                     help="Keep edges whose patched performance falls below this fraction of the circuit's."),
+        click.option("--ig-steps", default=5, show_default=True, help="Integration steps of EAP-IG."),
+        click.option("--robust", default=0, show_default=True, help="Also prune over K random orders; record survival."),
+        click.option("--device", default="cpu", show_default=True),
+        store_option,
+    ]):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.option("--model", required=True, help="toy, a local Hugging Face model folder, or a TransformerLens name.")
+@click.option("--task", "tasks", multiple=True, required=True, help="Built-in task (digits, numwords, months, days, "
+              "greater_than; options :bare :down :repeatLast :switchLast) or a .yaml/.jsonl task file.")
+@click.option("--threshold", "thresholds", multiple=True, type=float, required=True, help="Performance threshold in (0, 1].")
+@_job_options
+def discover(model: str, tasks: tuple[str, ...], thresholds: tuple[float, ...], store: str | None, **kw: Any) -> None:
+    """Find circuits per task and threshold and write each run into the catalog as soon as it is done."""
+    from circuitdb.discovery.jobs import JobSpec
+
+    spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), methods=list(kw.pop("methods")), **kw)
+    _run_job(spec.check(), store)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@store_option
+def sweep(path: Path, store: str | None) -> None:
+    """Run a sweep file (YAML: models, tasks, thresholds, methods and any `discover` option); stored runs are skipped."""
+    from circuitdb.discovery.sweep import read_sweep
+
+    specs, file_store = read_sweep(path)
+    for spec in specs:
+        _run_job(spec, store or file_store)
+
+
+@main.group()
+def toy() -> None:
+    """The shipped toy sequence-continuation model."""
+
+
+@toy.command("train")
+@click.option("--seed", default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint path (default: the shipped one).")
+def toy_train(seed: int, output: Path | None) -> None:
+    """Retrain the toy model from scratch (deterministic for a seed) and save the checkpoint."""
+    from circuitdb.discovery.toy import TOY_PATH, save_toy, train_toy
+    from circuitdb.progress import RichReporter
+
+    with RichReporter() as reporter:
+        advance = reporter.start("training the toy model")
+        model, codec, report = train_toy(seed, progress=lambda step, total, accuracy: advance(1))
+    path = output or TOY_PATH
+    save_toy(model, codec, report, path)
+    click.echo(f"wrote {path}: held-out accuracy {report['heldout_accuracy']:.1%} after {report['steps']} steps "
+               f"({report['seconds']:.0f} s)")

@@ -1,0 +1,131 @@
+"""Load the model a job runs on: the shipped toy model, a local Hugging Face folder, or a TransformerLens name.
+
+Hub downloads fail fast and clearly when offline (HF_HUB_OFFLINE=1 or no route to the hub), never hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformer_lens import HookedTransformer
+
+from circuitdb.discovery.codec import Codec, HFCodec
+from circuitdb.domain import Model
+from circuitdb.errors import CircuitdbError
+
+HUB = ("huggingface.co", 443)
+
+
+@dataclass
+class LoadedModel:
+    """A HookedTransformer with the hooks discovery needs switched on, its tokenizer and catalog identity."""
+
+    name: str
+    model: HookedTransformer
+    codec: Codec
+    source: str
+
+    @property
+    def meta(self) -> Model:
+        cfg = self.model.cfg
+        return Model(self.name, cfg.n_layers, cfg.n_heads, cfg.d_model, self.source)
+
+    def tokens(self, prompts: list[str]) -> torch.Tensor:
+        """Token ids `[N, pos]` (with BOS where the model uses one); all prompts must have the same length."""
+        rows = [([self.codec.bos] if self.codec.bos is not None else []) + self.codec.encode(p) for p in prompts]
+        lengths = sorted({len(r) for r in rows})
+        if len(lengths) > 1:
+            example = {n: next(p for p, r in zip(prompts, rows) if len(r) == n) for n in lengths[:3]}
+            raise CircuitdbError(
+                f"prompts have unequal token lengths {lengths} under {self.name}'s tokenizer; the methods need one length "
+                f"(e.g. {'; '.join(f'{n}: {p!r}' for n, p in example.items())})"
+            )
+        return torch.tensor(rows, dtype=torch.long)
+
+
+def prepare(model: HookedTransformer) -> HookedTransformer:
+    """Eval mode, no weight gradients, MLP-input hooks on; per-head results and split q/k/v inputs stay off (they
+    multiply the cost of every forward) until edge patching asks for them (`ablation.edge_resolution`)."""
+    model.set_use_attn_result(False)
+    model.set_use_split_qkv_input(False)
+    model.set_use_hook_mlp_in(True)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def load_model(name: str, device: str = "cpu") -> LoadedModel:
+    """`toy`, a path to a local Hugging Face model folder, or a TransformerLens model name (needs the hub)."""
+    if name == "toy":
+        from circuitdb.discovery.toy import load_toy
+
+        model, codec, _ = load_toy()
+        return LoadedModel("toy", prepare(model.to(device)), codec, "circuitdb toy checkpoint")
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")):
+        return _load_folder(path, device)
+    return _load_hub(name, device)
+
+
+def _load_folder(path: Path, device: str) -> LoadedModel:
+    config = path / "config.json"
+    if not config.is_file():
+        raise CircuitdbError(f"{path}: not a Hugging Face model folder (no config.json)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    official = json.loads(config.read_text()).get("_name_or_path") or path.name
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = HookedTransformer.from_pretrained(official, hf_model=hf_model, tokenizer=tokenizer, device=device)
+    except (OSError, ValueError) as exc:
+        raise CircuitdbError(f"{path}: cannot load as a TransformerLens model ({' '.join(str(exc).split())[:200]})") from None
+    return LoadedModel(official, prepare(model), HFCodec(model.tokenizer, official, model.cfg.default_prepend_bos),
+                       f"folder {path}")
+
+
+def hub_reachable(timeout: float = 1.0) -> bool:
+    """A quick TCP check, so a machine without a route to the hub fails in a second instead of retrying for minutes."""
+    try:
+        socket.create_connection(HUB, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _official_name(name: str) -> str:
+    """TransformerLens's hub id for a model name; an unknown name is a clear error."""
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        return get_official_model_name(name)
+    except ValueError:
+        raise CircuitdbError(f"unknown model {name!r}: not a TransformerLens model name, a model folder, or 'toy'") from None
+
+
+def _cached(repo: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo, "config.json"), str)
+
+
+def _load_hub(name: str, device: str) -> LoadedModel:
+    repo = _official_name(name)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not _cached(repo) and (offline or not hub_reachable()):
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
+        raise CircuitdbError(
+            f"model {name!r} must be downloaded from the Hugging Face hub, but {why}; use --model toy, "
+            f"or a local model folder (--model ./path/to/model)"
+        )
+    try:
+        model = HookedTransformer.from_pretrained(name, device=device)
+    except (OSError, ValueError) as exc:
+        raise CircuitdbError(f"cannot load model {name!r}: {' '.join(str(exc).split())[:200]}") from None
+    return LoadedModel(name, prepare(model), HFCodec(model.tokenizer, name, model.cfg.default_prepend_bos), "transformer_lens")

@@ -1,0 +1,52 @@
+"""Sweep files: models x tasks x thresholds x methods in YAML, one JobSpec per model.
+
+    store: kuzu:./sweep.kuzu      # optional; --store wins
+    models: [toy]
+    tasks: [digits, numwords, months]
+    thresholds: [0.97, 0.9, 0.8]
+    methods: [prune]
+    edges: path                   # and any other `discover` option: ablation, prompts, seed, nested, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from circuitdb.discovery.jobs import JobSpec
+from circuitdb.errors import CircuitdbError
+
+LISTS = ("models", "tasks", "thresholds", "methods")
+RENAMED = {"prompts": "n_prompts", "edge-threshold": "edge_threshold", "ig-steps": "ig_steps"}
+
+
+def read_sweep(path: Path) -> tuple[list[JobSpec], str | None]:
+    """The jobs of a sweep file (checked before anything runs) and the store it names, if any."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CircuitdbError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise CircuitdbError(f"{path}{f':{mark.line + 1}' if mark else ''}: malformed YAML") from None
+    if not isinstance(doc, dict):
+        raise CircuitdbError(f"{path}: a sweep is a mapping with models, tasks and thresholds")
+    doc = {RENAMED.get(k, k): v for k, v in doc.items()}
+    known = {f.name for f in fields(JobSpec)} | set(LISTS) | {"store"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise CircuitdbError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    for key in LISTS:
+        value = doc.get(key, ["prune"] if key == "methods" else None)
+        if not isinstance(value, list) or not value:
+            raise CircuitdbError(f"{path}: '{key}' must be a non-empty list")
+        doc[key] = value
+    options = {k: v for k, v in doc.items() if k not in (*LISTS, "store")}
+    try:
+        specs = [JobSpec(model=str(m), tasks=[str(t) for t in doc["tasks"]], thresholds=doc["thresholds"],
+                         methods=[str(x) for x in doc["methods"]], **options).check() for m in doc["models"]]
+    except TypeError as exc:
+        raise CircuitdbError(f"{path}: {exc}") from None
+    return specs, doc.get("store")

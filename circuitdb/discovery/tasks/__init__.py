@@ -1,0 +1,118 @@
+"""Tasks: clean and corrupted token batches with answer and distractor ids, built for one model's tokenizer.
+
+`build_task(spec, lm)` takes a built-in name (`digits`, `numwords`, `months`, `days`, with options `:bare`, `:down`,
+`:repeatLast`, `:switchLast`, e.g. `months:bare:down`; `greater_than`) or a path to a YAML/JSONL task file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from circuitdb.discovery.ablation import embed, logit_diff
+from circuitdb.discovery.models import LoadedModel
+from circuitdb.domain import Task
+from circuitdb.errors import CircuitdbError
+
+
+@dataclass
+class Prompts:
+    """Text form of a task before tokenizing: one answer and one distractor per prompt."""
+
+    name: str
+    family: str
+    description: str
+    clean: list[str]
+    corrupt: list[str]
+    answers: list[str]
+    distractors: list[str]
+
+
+@dataclass
+class TaskData:
+    """Token batches of one task for one model: clean/corrupt `[N, pos]`, answer/distractor ids `[N]`."""
+
+    name: str
+    family: str
+    description: str
+    clean: torch.Tensor
+    corrupt: torch.Tensor
+    answers: torch.Tensor
+    distractors: torch.Tensor
+    baseline_accuracy: float = 1.0
+
+    @property
+    def n(self) -> int:
+        return self.clean.shape[0]
+
+    @property
+    def meta(self) -> Task:
+        return Task(self.name, self.family, self.description, self.n)
+
+    def dataset_hash(self) -> str:
+        """Identity of the exact tokens used, for provenance."""
+        digest = hashlib.sha1()
+        for tensor in (self.clean, self.corrupt, self.answers, self.distractors):
+            digest.update(tensor.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def tokenize(lm: LoadedModel, prompts: Prompts) -> TaskData:
+    """Token ids for `prompts`; answers must be single tokens and all prompts one length."""
+    if not prompts.clean:
+        raise CircuitdbError(f"task {prompts.name}: the dataset is empty")
+    if len({len(prompts.clean), len(prompts.corrupt), len(prompts.answers), len(prompts.distractors)}) != 1:
+        raise CircuitdbError(f"task {prompts.name}: prompts, corrupted prompts, answers and distractors differ in number")
+    clean, corrupt = lm.tokens(prompts.clean), lm.tokens(prompts.corrupt)
+    if clean.shape != corrupt.shape:
+        raise CircuitdbError(f"task {prompts.name}: corrupted prompts are {corrupt.shape[1]} tokens, clean ones {clean.shape[1]}")
+    answers = torch.tensor([lm.codec.token_id(a) for a in prompts.answers])
+    distractors = torch.tensor([lm.codec.token_id(d) for d in prompts.distractors])
+    return TaskData(prompts.name, prompts.family, prompts.description, clean, corrupt, answers, distractors)
+
+
+def keep_solved(lm: LoadedModel, data: TaskData, min_prompts: int = 4) -> TaskData:
+    """Keep prompts the model solves (top-1 is the answer and p(answer) > 2 p(distractor)); fail clearly if too few."""
+    with torch.no_grad():
+        logits = lm.model.unembed(lm.model.ln_final(lm.model(data.clean, stop_at_layer=lm.model.cfg.n_layers)[:, -1:]))[:, 0]
+    probs = logits.softmax(-1)
+    rows = torch.arange(data.n)
+    top1 = logits.argmax(-1) == data.answers
+    solved = top1 & (probs[rows, data.answers] > 2 * probs[rows, data.distractors])
+    accuracy = top1.float().mean().item()
+    if int(solved.sum()) < min_prompts:
+        raise CircuitdbError(
+            f"model {lm.name} fails task {data.name}: baseline top-1 accuracy {accuracy:.0%}, "
+            f"{int(solved.sum())} of {data.n} prompts solved (need {min_prompts})"
+        )
+    keep = solved.nonzero()[:, 0]
+    return replace(data, clean=data.clean[keep], corrupt=data.corrupt[keep], answers=data.answers[keep],
+                   distractors=data.distractors[keep], baseline_accuracy=accuracy)
+
+
+def full_logit_diff(lm: LoadedModel, data: TaskData) -> float:
+    """Mean logit difference of the whole model on the clean prompts (the denominator of performance)."""
+    with torch.no_grad():
+        resid = lm.model(embed(lm.model, data.clean), start_at_layer=0, stop_at_layer=lm.model.cfg.n_layers)
+        return logit_diff(lm.model, resid, data.answers, data.distractors).item()
+
+
+def build_task(spec: str, lm: LoadedModel, n_prompts: int = 64, seed: int = 0, min_prompts: int = 4) -> TaskData:
+    """A validated task: built-in by name or from a file, tokenized, filtered to prompts the model solves."""
+    from circuitdb.discovery.tasks.greater_than import greater_than_prompts
+    from circuitdb.discovery.tasks.seqcont import seqcont_prompts
+    from circuitdb.discovery.tasks.user import read_task_file
+
+    if spec.endswith((".yaml", ".yml", ".jsonl")) or Path(spec).is_file():
+        prompts = read_task_file(Path(spec))
+    elif spec.split(":")[0] == "greater_than":
+        prompts = greater_than_prompts(n_prompts, seed)
+    else:
+        prompts = seqcont_prompts(spec, n_prompts, seed)
+    data = keep_solved(lm, tokenize(lm, prompts), min_prompts)
+    if full_logit_diff(lm, data) <= 0:
+        raise CircuitdbError(f"model {lm.name} does not prefer the answers of task {data.name} (mean logit difference <= 0)")
+    return data

@@ -1,0 +1,39 @@
+"""Rich progress bars for long jobs: drawn on a terminal, silent when output is piped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from circuitdb.discovery.jobs import Reporter
+
+
+class RichReporter(Reporter):
+    """One bar per piece of work (pruning sweeps, path patching) under an overall bar of runs."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=self.console, transient=True, disable=not self.console.is_terminal)
+        self.current: int | None = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, label: str, total: int | None = None) -> Callable[[int], None]:
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+        task = self.current = self.progress.add_task(label, total=total)
+        return lambda n: self.progress.advance(task, n)
+
+    def note(self, text: str) -> None:
+        if self.console.is_terminal:
+            self.console.print(text, highlight=False)
+        else:
+            print(text, flush=True)
