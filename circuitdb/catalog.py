@@ -7,10 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from circuitdb.domain import Run
+from circuitdb.domain import Relation, Run, SteeringVector
 from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.features import relation_rows, steering_rows
 from circuitdb.ingest.tables import run_tables
 from circuitdb.queries import run_query
+from circuitdb.queries.features import SteeringInfo, related, resolve_component, steering, steering_vectors
 from circuitdb.queries.overlap import Venn, diff, ladder, shared, venn
 from circuitdb.queries.runs import fetch_run
 from circuitdb.queries.selection import RunInfo, Selection, all_runs, resolve
@@ -40,6 +42,16 @@ class Catalog:
         tables = [run_tables(run) for run in batch]
         self.store.write_runs(tables)
         return [t.run_id for t in tables]
+
+    def add_relations(self, relations: list[Relation]) -> int:
+        """Write feature relations, replacing stored ones from the same sources; the number written."""
+        rows = relation_rows(relations)
+        self.store.write_relations(rows)
+        return len(rows.relations)
+
+    def add_steering(self, vector: SteeringVector, kind: str | None = None, links: list[dict] | None = None) -> None:
+        """Write a steering vector and, with `kind`, replace its DECOMPOSES_INTO or SHIFTS links."""
+        self.store.write_steering(steering_rows(vector, kind, links))
 
     def delete(self, run_id: str) -> None:
         if not self.store.delete_run(run_id):
@@ -84,6 +96,20 @@ class Catalog:
         """Membership rows and edge rows of these runs, for pictures of one circuit or an overlap."""
         ids = [r.id for r in runs]
         return run_query(self.store, "members", run_ids=ids), run_query(self.store, "edges", run_ids=ids)
+
+    def related(self, component: str, model: str | None = None, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:
+        """A component's stored relations and its co-membership in circuits."""
+        return related(self.store, resolve_component(self.store, component, model), min_weight, limit)
+
+    def resolve_component(self, component: str, model: str | None = None) -> str:
+        """The graph id of a component named as `model/name` or by name (with `model` when ambiguous)."""
+        return resolve_component(self.store, component, model)
+
+    def steering_vectors(self) -> pd.DataFrame:
+        return steering_vectors(self.store)
+
+    def steering(self, model: str, name: str) -> SteeringInfo:
+        return steering(self.store, model, name)
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """User Cypher; with a catalog opened `read_only=True` the database itself refuses writes."""

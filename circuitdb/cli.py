@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,35 +11,10 @@ import click
 import pandas as pd
 
 from circuitdb.catalog import Catalog
+from circuitdb.cli_common import Group, emit, existing_run, json_option, print_frame, store_option
 from circuitdb.domain import Task, model_named
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries.selection import RunInfo, Selection, label_of, labels
-
-STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
-
-
-class Group(click.Group):
-    """Turns CircuitdbError into one line on stderr and exit 1; tracebacks only with --debug."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except CircuitdbError as exc:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"error: {_one_line(str(exc))}", err=True)
-            sys.exit(1)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
-        except Exception as exc:  # an unforeseen failure still gets one line; --debug shows where
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"error: {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug for the traceback)", err=True)
-            sys.exit(2)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 @click.group(cls=Group)
@@ -48,14 +22,6 @@ def _one_line(text: str) -> str:
 @click.version_option(package_name="circuitdb")
 def main(debug: bool) -> None:
     """A graph catalog of transformer circuits: import, compare, export."""
-
-
-def store_option(f: Callable) -> Callable:
-    return click.option("--store", envvar="CIRCUITDB_STORE", default=None, help=STORE_HELP)(f)
-
-
-def json_option(f: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Exact, machine-readable output.")(f)
 
 
 def selection_options(f: Callable) -> Callable:
@@ -84,38 +50,6 @@ def pop_selection(kw: dict[str, Any]) -> Selection:
     for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids"):
         kw.pop(k)
     return sel
-
-
-def emit(data: Any, as_json: bool, table: Callable[[], None]) -> None:
-    """`--json` prints exact JSON; otherwise the readable table."""
-    if as_json:
-        from circuitdb.analysis.tables import plain
-
-        click.echo(json.dumps(plain(data), indent=2))
-    else:
-        table()
-
-
-def print_frame(frame: pd.DataFrame, title: str = "") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title or None, show_lines=False)
-    for column in frame.columns:
-        table.add_column(str(column))
-    for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def runs_title(runs: list[RunInfo]) -> str:
@@ -382,17 +316,12 @@ def delete(run_id: str, store: str | None) -> None:
     click.echo(f"deleted {info.id}")
 
 
-def _existing(catalog: Catalog) -> Callable[[str], Any]:
-    """The stored run with this id, or None: lets a job skip finished runs and nest under stored ones."""
-    return lambda rid: catalog.run(rid) if catalog.has_run(rid) else None
-
-
 def _run_job(spec: Any, store: str | None) -> None:
     from circuitdb.discovery.jobs import discover
     from circuitdb.progress import RichReporter
 
     with Catalog(store) as catalog, RichReporter() as reporter:
-        runs = discover(spec, on_run=catalog.add, existing=_existing(catalog), reporter=reporter)
+        runs = discover(spec, on_run=catalog.add, existing=existing_run(catalog), reporter=reporter)
     click.echo(f"{len(runs)} runs written")
 
 
@@ -464,3 +393,32 @@ def toy_train(seed: int, output: Path | None) -> None:
     save_toy(model, codec, report, path)
     click.echo(f"wrote {path}: held-out accuracy {report['heldout_accuracy']:.1%} after {report['steps']} steps "
                f"({report['seconds']:.0f} s)")
+
+
+@toy.command("train-sae")
+@click.option("--seed", default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the SAEs (default: the shipped ones).")
+def toy_train_sae(seed: int, output: Path | None) -> None:
+    """Retrain the toy SAEs (residual stream entering blocks 2 and 3) from scratch; print FVU and dead features."""
+    from circuitdb.discovery.models import load_model
+    from circuitdb.discovery.sae import TOY_SAE_DIR, train_toy_saes
+    from circuitdb.progress import RichReporter
+
+    with RichReporter() as reporter:
+        advance = reporter.start("training the toy SAEs")
+        reports = train_toy_saes(load_model("toy"), seed, output or TOY_SAE_DIR, lambda step, total: advance(1))
+    for r in reports:
+        click.echo(f"wrote {(output or TOY_SAE_DIR) / f'resid{r['layer']}'}: FVU {r['fvu']:.3f}, dead {r['dead_fraction']:.1%}, "
+                   f"L0 {r['l0']:.1f}, {r['seconds']:.0f} s")
+
+
+def _register() -> None:
+    """The feature and steering command groups live in their own module."""
+    from circuitdb.feature_cli import features, steer
+
+    main.add_command(features)
+    main.add_command(steer)
+
+
+_register()

@@ -286,3 +286,36 @@ def model_named(name: str) -> Model:
     """A Model by name, with its shape when circuitdb knows it."""
     shape = KNOWN_SHAPES.get(name)
     return Model(name, *shape, source="transformer_lens") if shape else Model(name)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A stored relation between two components, e.g. features with similar decoder directions (`cosine`) or a
+    feature's best match in another model (`match`); each end is (model, component name)."""
+
+    sender_model: str
+    sender: str
+    receiver_model: str
+    receiver: str
+    kind: str
+    weight: float
+    source: str
+
+
+@dataclass
+class SteeringVector:
+    """A direction in the residual stream entering block `layer` of a model, kept with its values."""
+
+    model: str
+    name: str
+    layer: int
+    values: list[float]
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.name}"
+
+    @property
+    def norm(self) -> float:
+        return math.sqrt(sum(v * v for v in self.values))

@@ -94,7 +94,24 @@ def to_dot(graph: nx.DiGraph, title: str = "") -> graphviz.Digraph:
     return dot
 
 
-def write_picture(dot: graphviz.Digraph, path: Path) -> Path:
+RELATION_COLOURS = {"cosine": "#80b1d3", "match": "#fb8072", "co-member": "#b3de69"}
+
+
+def relation_dot(center: str, relations: list[dict]) -> graphviz.Graph:
+    """A feature's neighbourhood: one edge per relation, coloured by kind, labelled with its weight."""
+    dot = graphviz.Graph("relations", graph_attr={"layout": "neato", "overlap": "false", "label": f"relations of {center}",
+                                                   "labelloc": "t", "fontname": "Helvetica"})
+    dot.attr("node", shape="box", style="filled,rounded", fontname="Helvetica", fontsize="10", fillcolor="#eeeeee")
+    dot.node(center, fillcolor="#ffd966")
+    for row in relations:
+        dot.node(row["other"])
+        colour = RELATION_COLOURS.get(row["kind"], "#999999")
+        dot.edge(center, row["other"], label=f"{row['kind']} {row['weight']:.2f}", color=colour, fontsize="8",
+                 penwidth=f"{0.6 + 3 * min(abs(row['weight']), 1.0):.2f}")
+    return dot
+
+
+def write_picture(dot: graphviz.Digraph | graphviz.Graph, path: Path) -> Path:
     """Write DOT text (`.dot`/`.gv`, no binary needed) or render SVG/PNG/PDF with Graphviz's `dot`."""
     suffix = path.suffix.lower().lstrip(".")
     if suffix in ("dot", "gv"):

@@ -66,7 +66,7 @@ def load_model(name: str, device: str = "cpu") -> LoadedModel:
         from circuitdb.discovery.toy import load_toy
 
         model, codec, _ = load_toy()
-        return LoadedModel("toy", prepare(model.to(device)), codec, "circuitdb toy checkpoint")
+        return LoadedModel("toy", prepare(model.to(device, print_details=False)), codec, "circuitdb toy checkpoint")
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         return _load_folder(path, device)
@@ -99,6 +99,13 @@ def hub_reachable(timeout: float = 1.0) -> bool:
         return False
 
 
+def hub_unavailable() -> str | None:
+    """Why the hub cannot be used right now (HF_HUB_OFFLINE or no route), or None when it can."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "HF_HUB_OFFLINE is set"
+    return None if hub_reachable() else "the Hugging Face hub is unreachable"
+
+
 def _official_name(name: str) -> str:
     """TransformerLens's hub id for a model name; an unknown name is a clear error."""
     from transformer_lens.loading_from_pretrained import get_official_model_name
@@ -117,9 +124,8 @@ def _cached(repo: str) -> bool:
 
 def _load_hub(name: str, device: str) -> LoadedModel:
     repo = _official_name(name)
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if not _cached(repo) and (offline or not hub_reachable()):
-        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub is unreachable"
+    why = None if _cached(repo) else hub_unavailable()
+    if why:
         raise CircuitdbError(
             f"model {name!r} must be downloaded from the Hugging Face hub, but {why}; use --model toy, "
             f"or a local model folder (--model ./path/to/model)"

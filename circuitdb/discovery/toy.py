@@ -161,7 +161,7 @@ def evaluate_toy(model: HookedTransformer, codec: WordCodec, prompts: list[str],
     return _eval_accuracy(model, _tensors(codec, prompts, targets))
 
 
-def _split(codec: WordCodec, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def example_tensors(codec: WordCodec, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The tensors of a list of examples."""
     return _tensors(codec, [e.prompt for e in examples], [e.target for e in examples])
 
@@ -178,7 +178,7 @@ def train_toy(seed: int = 0, steps: int | None = None,
     try:
         codec = toy_codec()
         train, heldout = toy_dataset(seed)
-        train_t, heldout_t = _split(codec, train), _split(codec, heldout)
+        train_t, heldout_t = example_tensors(codec, train), example_tensors(codec, heldout)
         torch.manual_seed(seed)
         model = HookedTransformer(HookedTransformerConfig(**{**SHAPE, **FAST}, d_vocab=len(codec.vocab), seed=seed))
         done = _fit(model, train_t, heldout_t, np.random.default_rng(seed), steps, progress)

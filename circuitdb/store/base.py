@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables
 
 DEFAULT_STORE = "kuzu:./circuitdb.kuzu"
@@ -25,6 +26,12 @@ class Store(Protocol):
 
     def write_runs(self, batch: list[RunTables]) -> None:
         """Write several runs; each is atomic (Kuzu writes the whole batch in one transaction)."""
+
+    def write_relations(self, rows: RelationRows) -> None:
+        """Replace the relations of `rows.sources` by `rows.relations`, atomically (components merged as needed)."""
+
+    def write_steering(self, rows: SteeringRows) -> None:
+        """Create or update a steering vector and replace its links of `rows.kind`, atomically."""
 
     def delete_run(self, run_id: str) -> bool:
         """Remove one run and its memberships/edges; True if it existed."""

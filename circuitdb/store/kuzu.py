@@ -14,6 +14,7 @@ import kuzu
 import pyarrow as pa
 
 from circuitdb.errors import CircuitdbError, StoreError
+from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 
 DDL = [
@@ -26,8 +27,8 @@ DDL = [
     " seed INT64, versions STRING, created_at STRING, PRIMARY KEY(id))",
     "CREATE NODE TABLE IF NOT EXISTS Component(id STRING, model_id STRING, name STRING, kind STRING, layer INT64,"
     " index INT64, dictionary STRING, PRIMARY KEY(id))",
-    "CREATE NODE TABLE IF NOT EXISTS SteeringVector(id STRING, model_id STRING, layer INT64, description STRING,"
-    " PRIMARY KEY(id))",
+    "CREATE NODE TABLE IF NOT EXISTS SteeringVector(id STRING, model_id STRING, name STRING, layer INT64,"
+    " description STRING, dim INT64, norm DOUBLE, vector STRING, PRIMARY KEY(id))",
     "CREATE REL TABLE IF NOT EXISTS ON_MODEL(FROM Run TO Model)",
     "CREATE REL TABLE IF NOT EXISTS FOR_TASK(FROM Run TO Task)",
     "CREATE REL TABLE IF NOT EXISTS INCLUDES(FROM Run TO Component, score DOUBLE)",
@@ -35,8 +36,8 @@ DDL = [
     "CREATE REL TABLE IF NOT EXISTS NESTS_IN(FROM Run TO Run)",
     "CREATE REL TABLE IF NOT EXISTS EVALUATED_ON(FROM Run TO Task, performance DOUBLE)",
     "CREATE REL TABLE IF NOT EXISTS RELATES(FROM Component TO Component, kind STRING, weight DOUBLE, source STRING)",
-    "CREATE REL TABLE IF NOT EXISTS DECOMPOSES_INTO(FROM SteeringVector TO Component, coef DOUBLE)",
-    "CREATE REL TABLE IF NOT EXISTS SHIFTS(FROM SteeringVector TO Component, delta DOUBLE, layer INT64)",
+    "CREATE REL TABLE IF NOT EXISTS DECOMPOSES_INTO(FROM SteeringVector TO Component, coef DOUBLE, method STRING)",
+    "CREATE REL TABLE IF NOT EXISTS SHIFTS(FROM SteeringVector TO Component, delta DOUBLE, layer INT64, coef DOUBLE)",
 ]
 
 MERGE_MODEL = (
@@ -53,6 +54,24 @@ CREATE_RUN = (
     " params: $params, dataset_hash: $dataset_hash, seed: $seed, versions: $versions, created_at: $created_at})"
     "-[:ON_MODEL]->(m), (r)-[:FOR_TASK]->(t)"
 )
+MERGE_COMPONENTS = (
+    "UNWIND $rows AS r MERGE (c:Component {id: r.id}) ON CREATE SET c.model_id = r.model_id, c.name = r.name,"
+    " c.kind = r.kind, c.layer = r.layer, c.index = r.index, c.dictionary = r.dictionary"
+)
+CREATE_RELATES = (
+    "UNWIND $rows AS r MATCH (a:Component {id: r.from}), (b:Component {id: r.to}) "
+    "CREATE (a)-[:RELATES {kind: r.kind, weight: r.weight, source: r.source}]->(b)"
+)
+MERGE_VECTOR = (
+    "MERGE (s:SteeringVector {id: $id}) SET s.model_id = $model_id, s.name = $name, s.layer = $layer,"
+    " s.description = $description, s.dim = $dim, s.norm = $norm, s.vector = $vector"
+)
+CREATE_LINKS = {
+    "DECOMPOSES_INTO": "UNWIND $rows AS r MATCH (s:SteeringVector {id: $id}), (c:Component {id: r.to}) "
+    "CREATE (s)-[:DECOMPOSES_INTO {coef: r.coef, method: r.method}]->(c)",
+    "SHIFTS": "UNWIND $rows AS r MATCH (s:SteeringVector {id: $id}), (c:Component {id: r.to}) "
+    "CREATE (s)-[:SHIFTS {delta: r.delta, layer: r.layer, coef: r.coef}]->(c)",
+}
 
 
 @contextmanager
@@ -169,6 +188,38 @@ class KuzuStore:
                 )
                 sys.stderr.flush()
                 os._exit(70)
+
+    def _small_write(self, what: str, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        """A few parameterised statements in one transaction (no COPY, so a rollback is safe)."""
+        with _interrupts_deferred():
+            self._exec("BEGIN TRANSACTION")
+            try:
+                for cypher, params in statements:
+                    if params.get("rows", True) != []:  # Kuzu cannot type an empty list parameter
+                        self._exec(cypher, params)
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, RuntimeError):
+                    raise StoreError(f"writing {what} to Kuzu failed, nothing written: {exc}") from None
+                raise
+            self._exec("COMMIT")
+
+    def write_relations(self, rows: RelationRows) -> None:
+        self._small_write("relations", [
+            ("MATCH ()-[x:RELATES]->() WHERE x.source IN $sources DELETE x", {"sources": rows.sources}),
+            (MERGE_COMPONENTS, {"rows": rows.components}),
+            (CREATE_RELATES, {"rows": rows.relations}),
+        ])
+
+    def write_steering(self, rows: SteeringRows) -> None:
+        statements = [(MERGE_VECTOR, rows.vector)]
+        if rows.kind:
+            statements += [
+                (f"MATCH (:SteeringVector {{id: $id}})-[x:{rows.kind}]->() DELETE x", {"id": rows.vector["id"]}),
+                (MERGE_COMPONENTS, {"rows": rows.components}),
+                (CREATE_LINKS[rows.kind], {"id": rows.vector["id"], "rows": rows.links}),
+            ]
+        self._small_write(f"steering vector {rows.vector['id']}", statements)
 
     def _fresh_components(self, batch: list[RunTables]) -> pa.Table:
         """The batch's components not yet in the store, each once (an id lookup, not a scan of all components)."""

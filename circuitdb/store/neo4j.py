@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
 
 from circuitdb.errors import CircuitdbError, StoreError
+from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 
 BATCH = 10_000
@@ -35,6 +36,14 @@ CREATE_EDGES = (
     "UNWIND range(0, size($src) - 1) AS i WITH nodes[$src[i]] AS a, nodes[$dst[i]] AS b, i "
     "CREATE (a)-[:EDGE {run_id: $id, weight: $weight[i], input: $input[i]}]->(b) RETURN count(*) AS n"
 )
+
+CREATE_RELATES = (
+    "UNWIND $rows AS r MATCH (a:Component {id: r.from}), (b:Component {id: r.to}) "
+    "CREATE (a)-[:RELATES {kind: r.kind, weight: r.weight, source: r.source}]->(b)"
+)
+MERGE_VECTOR = "MERGE (s:SteeringVector {id: $id}) SET s += $props"
+CREATE_LINKS = "MATCH (s:SteeringVector {id: $id}) UNWIND $rows AS r MATCH (c:Component {id: r.to}) CREATE (s)-[x:%s]->(c) " \
+    "SET x += r REMOVE x.to"
 
 
 def schema_statements() -> list[str]:
@@ -155,6 +164,37 @@ class Neo4jStore:
                 session.execute_write(self._write, tables)
         except Neo4jError as exc:
             raise StoreError(f"writing run {tables.run_id} to Neo4j failed, nothing written: {exc.message}") from None
+
+    def _small_write(self, what: str, statements: list[tuple[str, dict[str, Any]]]) -> None:
+        """A few parameterised statements in one transaction."""
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            for cypher, params in statements:
+                tx.run(cypher, params).consume()
+
+        try:
+            with self.driver.session() as session:
+                session.execute_write(work)
+        except Neo4jError as exc:
+            raise StoreError(f"writing {what} to Neo4j failed, nothing written: {exc.message}") from None
+
+    def write_relations(self, rows: RelationRows) -> None:
+        self._small_write("relations", [
+            ("MATCH ()-[x:RELATES]->() WHERE x.source IN $sources DELETE x", {"sources": rows.sources}),
+            (MERGE_COMPONENTS, {"rows": [_present(r) for r in rows.components]}),
+            (CREATE_RELATES, {"rows": rows.relations}),
+        ])
+
+    def write_steering(self, rows: SteeringRows) -> None:
+        vid = rows.vector["id"]
+        statements = [(MERGE_VECTOR, {"id": vid, "props": _present(rows.vector)})]
+        if rows.kind:
+            statements += [
+                (f"MATCH (:SteeringVector {{id: $id}})-[x:{rows.kind}]->() DELETE x", {"id": vid}),
+                (MERGE_COMPONENTS, {"rows": [_present(r) for r in rows.components]}),
+                (CREATE_LINKS % rows.kind, {"id": vid, "rows": rows.links}),
+            ]
+        self._small_write(f"steering vector {vid}", statements)
 
     def close(self) -> None:
         self.driver.close()

@@ -1,0 +1,85 @@
+"""What every circuitdb command shares: one-line errors, the --store and --json options, tables and exact JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import pandas as pd
+
+from circuitdb.catalog import Catalog
+from circuitdb.errors import CircuitdbError
+
+STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
+
+
+class Group(click.Group):
+    """Turns CircuitdbError into one line on stderr and exit 1; tracebacks only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CircuitdbError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # an unforeseen failure still gets one line; --debug shows where
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {type(exc).__name__}: {_one_line(str(exc))} (rerun with --debug for the traceback)", err=True)
+            sys.exit(2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def store_option(f: Callable) -> Callable:
+    return click.option("--store", envvar="CIRCUITDB_STORE", default=None, help=STORE_HELP)(f)
+
+
+def json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Exact, machine-readable output.")(f)
+
+
+def emit(data: Any, as_json: bool, table: Callable[[], None]) -> None:
+    """`--json` prints exact JSON; otherwise the readable table."""
+    if as_json:
+        from circuitdb.analysis.tables import plain
+
+        click.echo(json.dumps(plain(data), indent=2))
+    else:
+        table()
+
+
+def print_frame(frame: pd.DataFrame, title: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title or None, show_lines=False)
+    for column in frame.columns:
+        table.add_column(str(column))
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def existing_run(catalog: Catalog) -> Callable[[str], Any]:
+    """The stored run with this id, or None: lets a job skip finished runs and nest under stored ones."""
+    return lambda rid: catalog.run(rid) if catalog.has_run(rid) else None

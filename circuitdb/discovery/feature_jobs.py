@@ -1,0 +1,126 @@
+"""Feature discovery jobs: model x SAE dictionaries x tasks x thresholds -> Runs whose components are SAE features.
+
+A feature run is an ordinary Run (kind `sae_feature` / `error` components, weighted feature-to-feature edges), so
+shared / venn / diff / similarity work on features unchanged. Its method names the dictionaries it used
+(`sae-attr:resid2+resid3`), which keeps runs over different dictionaries apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from circuitdb.discovery.ablation import ABLATIONS
+from circuitdb.discovery.features import FeatureEvaluator, Node, node_name, select
+from circuitdb.discovery.jobs import METRIC, Reporter, versions
+from circuitdb.discovery.models import LoadedModel, load_model
+from circuitdb.discovery.sae import Dictionary, load_dictionary
+from circuitdb.discovery.tasks import build_task
+from circuitdb.domain import Edge, Run, check_threshold, run_id
+from circuitdb.errors import CircuitdbError
+
+
+@dataclass
+class FeatureSpec:
+    """What to discover; every run's `params` record it."""
+
+    model: str
+    saes: list[str]
+    tasks: list[str]
+    thresholds: list[float]
+    top_k: int | None = None
+    node_threshold: float | None = None
+    min_edge: float = 0.005
+    ablation: str = "mean"
+    n_prompts: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    dictionaries: dict = field(default_factory=dict)
+
+    def check(self) -> FeatureSpec:
+        """Refuse impossible jobs before any model is loaded."""
+        if not self.saes or not self.tasks or not self.thresholds:
+            raise CircuitdbError("a feature job needs at least one --sae, one --task and one --threshold")
+        for t in self.thresholds:
+            check_threshold(t)
+        if self.top_k is not None and self.top_k < 1:
+            raise CircuitdbError(f"--top-k must be at least 1, got {self.top_k}")
+        if self.ablation not in ABLATIONS:
+            raise CircuitdbError(f"unknown ablation {self.ablation!r} (use {', '.join(ABLATIONS)})")
+        if self.min_edge < 0:
+            raise CircuitdbError(f"--min-edge must be >= 0, got {self.min_edge}")
+        if self.n_prompts < 4:
+            raise CircuitdbError("--prompts must be at least 4")
+        return self
+
+
+def method_name(dictionaries: list[Dictionary]) -> str:
+    return "sae-attr:" + "+".join(d.name for d in sorted(dictionaries, key=lambda d: d.layer))
+
+
+def discover_features(spec: FeatureSpec, on_run: Callable[[Run], None],
+                      existing: Callable[[str], Run | None] = lambda _: None, reporter: Reporter | None = None,
+                      lm: LoadedModel | None = None) -> list[Run]:
+    """Run the job; each finished run goes to `on_run` at once; runs already stored are skipped (and still nest)."""
+    spec.check()
+    reporter = reporter or Reporter()
+    torch.manual_seed(spec.seed)
+    lm = lm or load_model(spec.model, spec.device)
+    dictionaries = [load_dictionary(s, lm) for s in spec.saes]
+    spec.dictionaries = {d.name: {"hook": d.hook, "d_sae": d.size, "source": d.source} for d in dictionaries}
+    method = method_name(dictionaries)
+    evaluators = {}
+    for task in spec.tasks:
+        data = build_task(task, lm, spec.n_prompts, spec.seed)
+        evaluators[data.name] = FeatureEvaluator(lm, data, list(dictionaries), spec.ablation, spec.seed)
+    done: list[Run] = []
+    for name, ev in evaluators.items():
+        scores: dict[Node, float] | None = None
+        parent: Run | None = None
+        for threshold in sorted(set(spec.thresholds), reverse=True):
+            rid = run_id(lm.name, name, method, spec.ablation, METRIC, threshold)
+            stored = existing(rid)
+            if stored is not None:
+                reporter.note(f"skipped {lm.name}/{name}@{threshold:g} ({method}): already in the catalog")
+                parent = stored
+                continue
+            scores = scores if scores is not None else ev.attribution()
+            run = _feature_run(spec, ev, evaluators, method, threshold, scores, parent, reporter)
+            on_run(run)
+            reporter.note(f"wrote {run.id} {lm.name}/{name}@{threshold:g} ({method}): {len(run.components) - 1} features, "
+                          f"{len(run.edges)} edges, faithfulness {run.faithfulness:.3f}")
+            done.append(run)
+            parent = run
+    return done
+
+
+def _feature_run(spec: FeatureSpec, ev: FeatureEvaluator, evaluators: dict[str, FeatureEvaluator], method: str,
+                 threshold: float, scores: dict[Node, float], parent: Run | None, reporter: Reporter) -> Run:
+    label = f"{ev.data.name}@{threshold:g}"
+    within = len(parent.components) - 1 if parent is not None else None
+    chosen = select(ev, scores, threshold, spec.top_k, spec.node_threshold, within, reporter.start(f"features {label}"))
+    members = set(chosen)
+    edges = {e: w for e, w in ev.edges(members).items() if abs(w) >= spec.min_edge}
+    last = ev.dictionaries[-1].name
+    edge_list = [Edge(node_name(s), node_name(r), round(w, 8)) for (s, r), w in edges.items()]
+    # the last dictionary's members reach the metric directly: their attribution is the edge to the logits
+    edge_list += [Edge(node_name(n), "logits", round(scores[n], 8))
+                  for n in chosen if n[0] == last and abs(scores[n]) >= spec.min_edge]
+    params = {k: v for k, v in asdict(spec).items() if k not in ("tasks", "thresholds", "model", "device", "saes")}
+    return Run(
+        model=ev.lm.meta, task=ev.data.meta, method=method, threshold=threshold, ablation=spec.ablation, metric=METRIC,
+        components={**{node_name(n): round(scores[n], 8) for n in chosen}, "logits": None},
+        edges=edge_list, faithfulness=ev.faithfulness(members), completeness=ev.completeness(members),
+        params=params | {"candidates": len(scores)}, dataset_hash=ev.data.dataset_hash(), seed=spec.seed,
+        versions=versions() | {"sae-lens": _sae_lens_version()},
+        nests_in=parent.id if parent is not None else None,
+        evaluations={name: other.faithfulness(members) for name, other in evaluators.items() if other is not ev},
+    )
+
+
+def _sae_lens_version() -> str:
+    import sae_lens
+
+    return sae_lens.__version__

@@ -1,0 +1,275 @@
+"""SAE feature circuits: attribution of a task's metric to SAE features, exact ablation, feature-to-feature edges.
+
+Each dictionary is spliced into the model at its hook as `decode(f) + err`, where `err = x - decode(encode(x))` is the
+error node, so the spliced model computes exactly what the model does. A feature's attribution is the first-order
+estimate of the metric's drop when it is ablated (set to its value on the corrupted prompts: mean, zero or resample),
+grad x (clean - ablated), summed over positions and averaged over prompts, as a fraction of the full logit difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from circuitdb.discovery.ablation import logit_diff
+from circuitdb.discovery.models import LoadedModel
+from circuitdb.discovery.sae import Dictionary
+from circuitdb.discovery.tasks import TaskData, full_logit_diff
+from circuitdb.errors import CircuitdbError
+
+Node = tuple[str, int | None]  # (dictionary, feature index) or (dictionary, None) for its error node
+Hook = tuple[str, Callable]
+
+
+def node_name(node: Node) -> str:
+    """`fresid2/17`, or `fresid2/err` for the error node."""
+    return f"f{node[0]}/{'err' if node[1] is None else node[1]}"
+
+
+@dataclass
+class Reference:
+    """What an ablated feature / error node of one dictionary takes: `f [1|N, pos, d_sae]`, `err [1|N, pos, d_model]`."""
+
+    f: torch.Tensor
+    err: torch.Tensor
+
+
+@dataclass
+class FeatureEvaluator:
+    """One model x task x set of dictionaries: scores keep-masks over features (last column = the error node)."""
+
+    lm: LoadedModel
+    data: TaskData
+    dictionaries: list[Dictionary]
+    ablation: str = "mean"
+    seed: int = 0
+    full: float = field(init=False)
+    refs: dict[str, Reference] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.dictionaries]
+        if len(set(names)) != len(names):
+            raise CircuitdbError(f"dictionary names repeat: {names}; name them NAME=SPEC")
+        self.dictionaries = sorted(self.dictionaries, key=lambda d: d.layer)
+        self.full = full_logit_diff(self.lm, self.data)
+        self.refs = self._references()
+
+    def _references(self) -> dict[str, Reference]:
+        """Feature and error values on the corrupted prompts, reduced as the ablation says."""
+        hooks = [d.hook for d in self.dictionaries]
+        with torch.no_grad():
+            _, cache = self.lm.model.run_with_cache(self.data.corrupt, names_filter=lambda n: n in hooks)
+        out = {}
+        order = torch.randperm(self.data.n, generator=torch.Generator().manual_seed(self.seed))
+        for d in self.dictionaries:
+            x = cache[d.hook]
+            with torch.no_grad():
+                f = d.encode(x)
+                err = x - d.decode(f)
+            if self.ablation == "mean":
+                f, err = f.mean(0, keepdim=True), err.mean(0, keepdim=True)
+            elif self.ablation == "zero":
+                f, err = torch.zeros_like(f[:1]), torch.zeros_like(err[:1])
+            else:
+                f, err = f[order], err[order]
+            out[d.name] = Reference(f, err)
+        return out
+
+    def nodes(self) -> list[Node]:
+        """Every feature and error node of every dictionary, in layer order."""
+        return [(d.name, i) for d in self.dictionaries for i in [*range(d.size), None]]
+
+    def keep_all(self, k: int = 1) -> dict[str, torch.Tensor]:
+        """Keep-masks `[K, d_sae + 1]` per dictionary with everything kept."""
+        return {d.name: torch.ones(k, d.size + 1, dtype=torch.bool) for d in self.dictionaries}
+
+    def masks(self, kept: list[set[Node]], complement: bool = False) -> dict[str, torch.Tensor]:
+        """Keep-masks of K variants, variant i keeping exactly `kept[i]` (or everything but it)."""
+        out = {d.name: torch.zeros(len(kept), d.size + 1, dtype=torch.bool) for d in self.dictionaries}
+        for row, nodes in enumerate(kept):
+            for name, index in nodes:
+                out[name][row, -1 if index is None else index] = True
+        return {n: ~m for n, m in out.items()} if complement else out
+
+    def performance(self, keep: dict[str, torch.Tensor], tokens: torch.Tensor | None = None,
+                    data: TaskData | None = None) -> torch.Tensor:
+        """Performance `[K]`: LD with the features each variant leaves out ablated, over the full model's LD."""
+        data = data or self.data
+        tokens = data.clean if tokens is None else tokens
+        k = next(iter(keep.values())).shape[0]
+        hooks = [(d.hook, self._splice(d, keep[d.name], k, tokens.shape[0])) for d in self.dictionaries]
+        full = self.full if data is self.data else full_logit_diff(self.lm, data)
+        with torch.no_grad(), self.lm.model.hooks(fwd_hooks=hooks):
+            resid = self.lm.model(tokens.repeat(k, 1), stop_at_layer=self.lm.model.cfg.n_layers)
+            return logit_diff(self.lm.model, resid, data.answers, data.distractors) / full
+
+    def _splice(self, d: Dictionary, keep: torch.Tensor, k: int, n: int) -> Callable:
+        ref = self.refs[d.name]
+
+        def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
+            f = d.encode(x)
+            err = x - d.decode(f)
+            f = torch.where(keep[:, None, None, :-1], f.view(k, n, *f.shape[1:]), ref.f.unsqueeze(0)).view_as(f)
+            err = torch.where(keep[:, None, None, -1:], err.view(k, n, *err.shape[1:]), ref.err.unsqueeze(0)).view_as(err)
+            return d.decode(f) + err
+
+        return hook
+
+    def faithfulness(self, nodes: set[Node], data: TaskData | None = None) -> float:
+        """Performance with every feature and error node outside `nodes` ablated."""
+        return self.performance(self.masks([nodes]), data=data).item()
+
+    def completeness(self, nodes: set[Node]) -> float:
+        """Performance with `nodes` themselves ablated."""
+        return self.performance(self.masks([nodes], complement=True)).item()
+
+    def ablation_effects(self, nodes: list[Node], batch: int = 16) -> list[float]:
+        """Exact drop in performance when each node alone is ablated (the check on attribution)."""
+        out: list[float] = []
+        for lo in range(0, len(nodes), batch):
+            chunk = nodes[lo:lo + batch]
+            keep = self.keep_all(len(chunk))
+            for row, (name, index) in enumerate(chunk):
+                keep[name][row, -1 if index is None else index] = False
+            out += (1 - self.performance(keep)).tolist()
+        return out
+
+    def attribution(self) -> dict[Node, float]:
+        """Attribution patching through each dictionary: grad x (clean - ablated) per node, a fraction of the full LD."""
+        scores: dict[Node, float] = {}
+        for d in self.dictionaries:
+            f, err, g_f, g_err = self._leaf_grads(d)
+            ref = self.refs[d.name]
+            # the metric is a mean over prompts, so its gradients already carry 1/N: sum, do not average
+            per_feature = (g_f * (f - ref.f)).sum((0, 1)) / self.full
+            per_error = (g_err * (err - ref.err)).sum() / self.full
+            scores |= {(d.name, i): v for i, v in enumerate(per_feature.tolist())}
+            scores[(d.name, None)] = per_error.item()
+        return scores
+
+    def _leaf_grads(self, d: Dictionary) -> tuple[torch.Tensor, ...]:
+        """Clean feature and error values at `d` and the metric's gradients with respect to them."""
+        leaves: dict[str, torch.Tensor] = {}
+
+        def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
+            with torch.no_grad():
+                f = d.encode(x)
+                err = x - d.decode(f)
+            leaves["f"], leaves["err"] = f.requires_grad_(), err.requires_grad_()
+            return d.decode(leaves["f"]) + leaves["err"]
+
+        with self.lm.model.hooks(fwd_hooks=[(d.hook, hook)]):
+            resid = self.lm.model(self.data.clean, stop_at_layer=self.lm.model.cfg.n_layers)
+            metric = logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors).sum()
+        g_f, g_err = torch.autograd.grad(metric, [leaves["f"], leaves["err"]])
+        return leaves["f"].detach(), leaves["err"].detach(), g_f, g_err
+
+    def edges(self, members: set[Node]) -> dict[tuple[Node, Node], float]:
+        """Feature-to-feature edges between consecutive dictionaries, among `members`: for downstream node j,
+        sum over positions of dm/df_j x df_j/df_u x (clean - ablated) of upstream node u, mean over prompts, over LD."""
+        out: dict[tuple[Node, Node], float] = {}
+        for up, down in zip(self.dictionaries, self.dictionaries[1:]):
+            senders = sorted((n for n in members if n[0] == up.name), key=_order)
+            receivers = sorted((n for n in members if n[0] == down.name), key=_order)
+            if senders and receivers:
+                out |= self._pair_edges(up, down, senders, receivers)
+        return out
+
+    def _pair_edges(self, up: Dictionary, down: Dictionary, senders: list[Node],
+                    receivers: list[Node]) -> dict[tuple[Node, Node], float]:
+        _, _, g_f, g_err = self._leaf_grads(down)
+        leaves, captured = {}, {}
+
+        def splice(x: torch.Tensor, hook: object) -> torch.Tensor:
+            with torch.no_grad():
+                f = up.encode(x)
+                err = x - up.decode(f)
+            leaves["f"], leaves["err"] = f.requires_grad_(), err.requires_grad_()
+            return up.decode(leaves["f"]) + leaves["err"]
+
+        def capture(x: torch.Tensor, hook: object) -> None:
+            captured["x"] = x
+
+        with self.lm.model.hooks(fwd_hooks=[(up.hook, splice), (down.hook, capture)]):
+            self.lm.model(self.data.clean, stop_at_layer=down.layer + 1)
+        x = captured["x"]
+        f_down = down.encode(x)
+        err_down = x - down.decode(f_down)
+        ref = self.refs[up.name]
+        delta_f, delta_err = leaves["f"].detach() - ref.f, leaves["err"].detach() - ref.err
+        out = {}
+        for receiver in receivers:
+            index = receiver[1]
+            target = (g_err * err_down).sum() if index is None else (g_f[..., index] * f_down[..., index]).sum()
+            d_f, d_err = torch.autograd.grad(target, [leaves["f"], leaves["err"]], retain_graph=True)
+            for sender in senders:
+                effect = (d_err * delta_err).sum() if sender[1] is None else (d_f[..., sender[1]] * delta_f[..., sender[1]]).sum()
+                out[(sender, receiver)] = effect.item() / self.full
+        return out
+
+    def exact_edge(self, sender: Node, receiver: Node) -> float:
+        """Exact effect of one edge: patch the receiver to the value it takes with the sender ablated, everything else
+        clean, and measure the drop in performance (for checking `edges`)."""
+        up = next(d for d in self.dictionaries if d.name == sender[0])
+        down = next(d for d in self.dictionaries if d.name == receiver[0])
+        keep = {up.name: torch.ones(1, up.size + 1, dtype=torch.bool)}
+        keep[up.name][0, -1 if sender[1] is None else sender[1]] = False
+        captured = {}
+
+        def capture(x: torch.Tensor, hook: object) -> None:
+            f = down.encode(x)
+            captured["f"], captured["err"] = f, x - down.decode(f)
+
+        n = self.data.n
+        with torch.no_grad(), self.lm.model.hooks(fwd_hooks=[(up.hook, self._splice(up, keep[up.name], 1, n)),
+                                                             (down.hook, capture)]):
+            self.lm.model(self.data.clean, stop_at_layer=down.layer + 1)
+        patched_f, patched_err = captured["f"], captured["err"]
+
+        def patch(x: torch.Tensor, hook: object) -> torch.Tensor:
+            f = down.encode(x)
+            err = x - down.decode(f)
+            if receiver[1] is None:
+                err = patched_err
+            else:
+                f = f.clone()
+                f[..., receiver[1]] = patched_f[..., receiver[1]]
+            return down.decode(f) + err
+
+        with torch.no_grad(), self.lm.model.hooks(fwd_hooks=[(down.hook, patch)]):
+            resid = self.lm.model(self.data.clean, stop_at_layer=self.lm.model.cfg.n_layers)
+            return 1 - (logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors) / self.full).item()
+
+
+def _order(node: Node) -> tuple[int, int]:
+    return (1, 0) if node[1] is None else (0, node[1])
+
+
+def select(ev: FeatureEvaluator, scores: dict[Node, float], threshold: float, top_k: int | None = None,
+           node_threshold: float | None = None, within: int | None = None,
+           progress: Callable[[int], None] | None = None) -> list[Node]:
+    """The fewest top-attributed nodes whose circuit reaches `threshold` (binary search over prefixes of the ranking).
+
+    Candidates are all nodes, or those with attribution >= `node_threshold` (a fraction of the full LD); at most `top_k`, at most
+    `within` (the stricter circuit's size, so a threshold ladder nests). CircuitdbError when they cannot reach it.
+    """
+    ranked = [n for n in sorted(scores, key=lambda n: -scores[n]) if node_threshold is None or scores[n] >= node_threshold]
+    ranked = ranked[: min(x for x in (top_k, within, len(ranked)) if x is not None)]
+    if not ranked or ev.faithfulness(set(ranked)) < threshold:
+        reach = ev.faithfulness(set(ranked)) if ranked else 0.0
+        raise CircuitdbError(
+            f"task {ev.data.name}: the {len(ranked)} candidate features reach {reach:.3f} of the full model, below the "
+            f"threshold {threshold:g}; raise --top-k, lower --node-threshold, or lower the threshold"
+        )
+    lo, hi = 1, len(ranked)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if progress:
+            progress(1)
+        if ev.faithfulness(set(ranked[:mid])) >= threshold:
+            hi = mid
+        else:
+            lo = mid + 1
+    return ranked[:lo]

@@ -1,0 +1,3 @@
+// Stored relations arriving at component $id.
+MATCH (a:Component {id: $id})<-[x:RELATES]-(b:Component)
+RETURN b.id AS other, b.model_id AS model, x.kind AS kind, x.weight AS weight, x.source AS source

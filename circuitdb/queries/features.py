@@ -1,0 +1,95 @@
+"""Feature queries: a component's stored relations plus its co-membership in circuits, and steering vectors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from circuitdb.domain import canonical, component_id
+from circuitdb.errors import CircuitdbError
+from circuitdb.queries import run_query
+from circuitdb.store.base import Store
+
+RELATED_COLUMNS = ["other", "model", "kind", "weight", "source", "direction"]
+
+
+def resolve_component(store: Store, text: str, model: str | None = None) -> str:
+    """The graph id of a component given as `model/name`, or as a name (any spelling) with or without `model`."""
+    for model_part, name_part in _splits(text, model):
+        try:
+            name = canonical(name_part)
+        except CircuitdbError:
+            continue
+        rows = run_query(store, "component_lookup", cname=name, model=model_part)
+        if len(rows) == 1:
+            return rows[0]["id"]
+        if len(rows) > 1:
+            raise CircuitdbError(f"{text} is in several models ({', '.join(r['model'] for r in rows)}); give --model")
+    raise CircuitdbError(f"unknown component {text!r}" + (f" in model {model}" if model else "") + " (not in the catalog)")
+
+
+def _splits(text: str, model: str | None) -> list[tuple[str | None, str]]:
+    """Readings of `text`: with the given model; as `model/name` split at each slash; as a bare name."""
+    if model:
+        return [(model, text)]
+    parts = text.split("/")
+    return [("/".join(parts[:i]), "/".join(parts[i:])) for i in range(1, len(parts))] + [(None, text)]
+
+
+def related(store: Store, component: str, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:
+    """Stored relations of `component` (an id) both ways, and co-membership: the components sharing the most
+    circuits with it (weight = shared runs / runs including it). Strongest first within each kind."""
+    rows = [{**r, "direction": "out"} for r in run_query(store, "relations_out", id=component)]
+    rows += [{**r, "direction": "in"} for r in run_query(store, "relations_in", id=component)]
+    rows = [r for r in rows if abs(r["weight"]) >= min_weight]
+    own = run_query(store, "component_runs", id=component)[0]["runs"]
+    for r in run_query(store, "comembers", id=component):
+        share = r["runs"] / own
+        if share >= min_weight:
+            rows.append({"other": r["other"], "model": r["model"], "kind": "co-member", "weight": round(share, 6),
+                         "source": f"{r['runs']} of {own} runs", "direction": "both"})
+    frame = pd.DataFrame(rows, columns=RELATED_COLUMNS)
+    frame = frame.assign(strength=frame["weight"].abs()).sort_values(["kind", "strength", "other"], ascending=[True, False, True])
+    return frame.groupby("kind", sort=True).head(limit).drop(columns="strength").reset_index(drop=True)
+
+
+@dataclass
+class SteeringInfo:
+    """A stored steering vector with its decomposition and shifts."""
+
+    id: str
+    model: str
+    name: str
+    layer: int
+    description: str
+    norm: float
+    values: list[float]
+    decomposition: pd.DataFrame
+    shifts: pd.DataFrame
+
+
+def steering_vectors(store: Store) -> pd.DataFrame:
+    """Every stored steering vector, one row each (values left out)."""
+    rows = run_query(store, "steering_vectors", id=None)
+    columns = ["id", "model", "name", "layer", "description", "dim", "norm", "vector"]
+    return pd.DataFrame(rows, columns=columns).drop(columns="vector")
+
+
+def steering(store: Store, model: str, name: str) -> SteeringInfo:
+    """The steering vector `model/name` with its links, strongest first."""
+    vid = component_id(model, name)
+    rows = run_query(store, "steering_vectors", id=vid)
+    if not rows:
+        known = ", ".join(r["id"] for r in run_query(store, "steering_vectors", id=None)) or "none"
+        raise CircuitdbError(f"unknown steering vector {vid!r} (stored: {known})")
+    row = rows[0]
+    decomposition = pd.DataFrame(run_query(store, "steering_decomposition", id=vid), columns=["feature", "method", "coef"])
+    decomposition = decomposition.assign(size=decomposition["coef"].abs()).sort_values(
+        ["method", "size", "feature"], ascending=[True, False, True]).drop(columns="size").reset_index(drop=True)
+    shifts = pd.DataFrame(run_query(store, "steering_shifts", id=vid), columns=["feature", "layer", "delta", "coef"])
+    shifts = shifts.assign(size=shifts["delta"].abs()).sort_values(
+        ["layer", "size", "feature"], ascending=[True, False, True]).drop(columns="size").reset_index(drop=True)
+    return SteeringInfo(vid, row["model"], row["name"], row["layer"], row["description"] or "", row["norm"],
+                        json.loads(row["vector"]), decomposition, shifts)
