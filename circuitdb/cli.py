@@ -361,6 +361,37 @@ def discover(model: str, tasks: tuple[str, ...], thresholds: tuple[float, ...], 
 
 
 @main.command()
+@selection_options
+@click.option("--on", "on_tasks", multiple=True, required=True, help="Task whose data scores the circuits (repeatable).")
+@click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task before filtering.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--save", is_flag=True, help="Record the scores as EVALUATED_ON in the catalog.")
+@click.option("--device", default="cpu", show_default=True)
+@store_option
+@json_option
+def evaluate(store: str | None, as_json: bool, on_tasks: tuple[str, ...], n_prompts: int, seed: int, save: bool,
+             device: str, **kw: Any) -> None:
+    """Score the selected circuits on other tasks' data (performance = LD(circuit) / LD(model) there)."""
+    from circuitdb.discovery.jobs import evaluate_runs
+    from circuitdb.progress import RichReporter
+
+    with Catalog(store, create=False) as catalog:
+        infos = catalog.select(selection(**kw))
+        runs = [catalog.run(r.id) for r in infos]
+        with RichReporter() as reporter:
+            rows = evaluate_runs(runs, list(on_tasks), n_prompts, seed, device, reporter)
+        if save:
+            for run in runs:
+                scores = {r["task"]: r["performance"] for r in rows if r["run"] == run.id}
+                run.evaluations |= {task: p for task, p in scores.items() if task != run.task.name}
+            catalog.add(runs)
+    names = dict(zip([r.id for r in infos], labels(infos)))
+    table = pd.DataFrame(rows).pivot(index="run", columns="task", values="performance")
+    table = table.loc[[r.id for r in infos]].rename(index=names).reset_index()
+    emit(rows, as_json, lambda: print_frame(table, "performance of each circuit (rows) on each task's data (columns)"))
+
+
+@main.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @store_option
 def sweep(path: Path, store: str | None) -> None:
@@ -409,7 +440,8 @@ def toy_train_sae(seed: int, output: Path | None) -> None:
         advance = reporter.start("training the toy SAEs")
         reports = train_toy_saes(load_model("toy"), seed, output or TOY_SAE_DIR, lambda step, total: advance(1))
     for r in reports:
-        click.echo(f"wrote {(output or TOY_SAE_DIR) / f'resid{r['layer']}'}: FVU {r['fvu']:.3f}, dead {r['dead_fraction']:.1%}, "
+        folder = (output or TOY_SAE_DIR) / f"resid{r['layer']}"
+        click.echo(f"wrote {folder}: FVU {r['fvu']:.3f}, dead {r['dead_fraction']:.1%}, "
                    f"L0 {r['l0']:.1f}, {r['seconds']:.0f} s")
 
 

@@ -255,11 +255,11 @@ def test_feature_cli_end_to_end_and_errors(tmp_path: Path) -> None:
     with Catalog(store) as catalog:
         (info,) = catalog.runs()
         assert info.method == "sae-attr:resid2" and info.faithfulness >= 0.8
+    job = ["features", "discover", "--model", "toy", "--task", "months"]
     for args, message in [
-        (["features", "discover", "--model", "toy", "--sae", "toy:resid9", "--task", "months", "--threshold", "0.8"], "no toy SAE"),
-        (["features", "discover", "--model", "toy", "--sae", "toy:resid2", "--task", "months", "--threshold", "0.9",
-          "--top-k", "2"], "raise --top-k"),
-        (["features", "discover", "--model", "toy", "--sae", "toy:resid2", "--task", "months", "--threshold", "1.5"], "threshold"),
+        ([*job, "--sae", "toy:resid9", "--threshold", "0.8"], "no toy SAE"),
+        ([*job, "--sae", "toy:resid2", "--threshold", "0.9", "--top-k", "2"], "raise --top-k"),
+        ([*job, "--sae", "toy:resid2", "--threshold", "1.5"], "threshold"),
         (["features", "related", "fresid2/999999"], "unknown component"),
         (["steer", "show", "nope", "--model", "toy"], "unknown steering vector"),
         (["steer", "build", "v", "--model", "toy", "--layer", "9", "--plus", "months", "--minus", "digits"], "--layer"),

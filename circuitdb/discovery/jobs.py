@@ -192,3 +192,27 @@ def _eap_circuit(spec: JobSpec, ev: Evaluator, threshold: float, method: str, re
         for x in edge[:2]:
             node_score[x] = node_score.get(x, 0.0) + scores[edge]
     return nodes, {e: scores[e] for e in chosen}, node_score
+
+
+def evaluate_runs(runs: list[Run], tasks: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
+                  reporter: Reporter | None = None) -> list[dict]:
+    """The cross-task table: each head/MLP circuit's performance on each task's data (its own ablation), one row per
+    (run, task). Feature circuits are scored across tasks when they are discovered."""
+    reporter = reporter or Reporter()
+    for run in runs:
+        if not _nodes(run) and any(parse_component(n).kind in ("sae_feature", "error") for n in run.components):
+            raise CircuitdbError(f"run {run.id} is a feature circuit: its cross-task scores are recorded at discovery")
+    rows: list[dict] = []
+    advance = reporter.start("evaluating", len(runs) * len(tasks))
+    for model in dict.fromkeys(r.model.name for r in runs):
+        lm = load_model(model, device)
+        evaluators: dict[tuple[str, str], Evaluator] = {}
+        for run in (r for r in runs if r.model.name == model):
+            for task in tasks:
+                key = (task, run.ablation)
+                if key not in evaluators:
+                    evaluators[key] = Evaluator(lm, build_task(task, lm, n_prompts, seed), run.ablation, seed)
+                ev = evaluators[key]
+                rows.append({"run": run.id, "task": ev.data.name, "performance": ev.faithfulness(_nodes(run))})
+                advance(1)
+    return rows
