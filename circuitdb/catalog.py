@@ -12,7 +12,7 @@ from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.features import relation_rows, steering_rows
 from circuitdb.ingest.tables import run_tables
 from circuitdb.queries import run_query
-from circuitdb.queries.features import SteeringInfo, related, resolve_component, steering, steering_vectors
+from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
 from circuitdb.queries.overlap import Venn, diff, ladder, shared, venn
 from circuitdb.queries.runs import fetch_run
 from circuitdb.queries.selection import RunInfo, Selection, all_runs, resolve
@@ -100,6 +100,10 @@ class Catalog:
     def related(self, component: str, model: str | None = None, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:
         """A component's stored relations and its co-membership in circuits."""
         return related(self.store, resolve_component(self.store, component, model), min_weight, limit)
+
+    def across(self, selection_a: Selection, selection_b: Selection) -> pd.DataFrame:
+        """Features shared by all runs of selection A, their matches in B's model, and whether B's runs share them."""
+        return across(self.store, self.select(selection_a), self.select(selection_b))
 
     def resolve_component(self, component: str, model: str | None = None) -> str:
         """The graph id of a component named as `model/name` or by name (with `model` when ambiguous)."""

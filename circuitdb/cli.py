@@ -11,7 +11,17 @@ import click
 import pandas as pd
 
 from circuitdb.catalog import Catalog
-from circuitdb.cli_common import Group, emit, existing_run, json_option, print_frame, store_option
+from circuitdb.cli_common import (
+    Group,
+    emit,
+    existing_run,
+    json_option,
+    print_frame,
+    runs_title,
+    selection,
+    selection_options,
+    store_option,
+)
 from circuitdb.domain import Task, model_named
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries.selection import RunInfo, Selection, label_of, labels
@@ -22,38 +32,6 @@ from circuitdb.queries.selection import RunInfo, Selection, label_of, labels
 @click.version_option(package_name="circuitdb")
 def main(debug: bool) -> None:
     """A graph catalog of transformer circuits: import, compare, export."""
-
-
-def selection_options(f: Callable) -> Callable:
-    """The options every selection reads the same way."""
-    for option in reversed(
-        [
-            click.option("--model", "models", multiple=True, help="Model name (repeatable)."),
-            click.option("--task", "tasks", multiple=True, help="Task name (repeatable)."),
-            click.option("--threshold", "thresholds", multiple=True, type=float, help="Performance threshold in (0, 1]."),
-            click.option("--method", "methods", multiple=True, help="Discovery method (prune, eap-ig, ...)."),
-            click.option("--ablation", "ablations", multiple=True, help="Ablation (mean, zero, resample, ...)."),
-            click.option("--metric", "metrics", multiple=True, help="Metric (logit_diff, ...)."),
-            click.option("--run", "run_ids", multiple=True, help="Run id or unique prefix (repeatable)."),
-        ]
-    ):
-        f = option(f)
-    return f
-
-
-def selection(**kw: Any) -> Selection:
-    return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids")})
-
-
-def pop_selection(kw: dict[str, Any]) -> Selection:
-    sel = selection(**kw)
-    for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids"):
-        kw.pop(k)
-    return sel
-
-
-def runs_title(runs: list[RunInfo]) -> str:
-    return " | ".join(label_of(r) for r in runs)
 
 
 @main.command()
@@ -427,10 +405,11 @@ def toy_train(seed: int, output: Path | None) -> None:
 
 
 @toy.command("train-sae")
+@click.option("--model", default="toy", show_default=True, help="toy, or a toy checkpoint NAME.pt.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the SAEs (default: the shipped ones).")
-def toy_train_sae(seed: int, output: Path | None) -> None:
+def toy_train_sae(model: str, seed: int, output: Path | None) -> None:
     """Retrain the toy SAEs (residual stream entering blocks 2 and 3) from scratch; print FVU and dead features."""
     from circuitdb.discovery.models import load_model
     from circuitdb.discovery.sae import TOY_SAE_DIR, train_toy_saes
@@ -438,7 +417,9 @@ def toy_train_sae(seed: int, output: Path | None) -> None:
 
     with RichReporter() as reporter:
         advance = reporter.start("training the toy SAEs")
-        reports = train_toy_saes(load_model("toy"), seed, output or TOY_SAE_DIR, lambda step, total: advance(1))
+        if model != "toy" and output is None:
+            raise CircuitdbError("give -o FOLDER for another model's SAEs (the shipped ones belong to the toy model)")
+        reports = train_toy_saes(load_model(model), seed, output or TOY_SAE_DIR, lambda step, total: advance(1))
     for r in reports:
         folder = (output or TOY_SAE_DIR) / f"resid{r['layer']}"
         click.echo(f"wrote {folder}: FVU {r['fvu']:.3f}, dead {r['dead_fraction']:.1%}, "

@@ -12,6 +12,7 @@ import pandas as pd
 
 from circuitdb.catalog import Catalog
 from circuitdb.errors import CircuitdbError
+from circuitdb.queries.selection import RunInfo, Selection, label_of
 
 STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
 
@@ -83,3 +84,35 @@ def _cell(value: Any) -> str:
 def existing_run(catalog: Catalog) -> Callable[[str], Any]:
     """The stored run with this id, or None: lets a job skip finished runs and nest under stored ones."""
     return lambda rid: catalog.run(rid) if catalog.has_run(rid) else None
+
+
+def selection_options(f: Callable) -> Callable:
+    """The options every selection reads the same way."""
+    for option in reversed(
+        [
+            click.option("--model", "models", multiple=True, help="Model name (repeatable)."),
+            click.option("--task", "tasks", multiple=True, help="Task name (repeatable)."),
+            click.option("--threshold", "thresholds", multiple=True, type=float, help="Performance threshold in (0, 1]."),
+            click.option("--method", "methods", multiple=True, help="Discovery method (prune, eap-ig, ...)."),
+            click.option("--ablation", "ablations", multiple=True, help="Ablation (mean, zero, resample, ...)."),
+            click.option("--metric", "metrics", multiple=True, help="Metric (logit_diff, ...)."),
+            click.option("--run", "run_ids", multiple=True, help="Run id or unique prefix (repeatable)."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def selection(**kw: Any) -> Selection:
+    return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids")})
+
+
+def pop_selection(kw: dict[str, Any]) -> Selection:
+    sel = selection(**kw)
+    for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids"):
+        kw.pop(k)
+    return sel
+
+
+def runs_title(runs: list[RunInfo]) -> str:
+    return " | ".join(label_of(r) for r in runs)

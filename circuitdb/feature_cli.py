@@ -10,8 +10,9 @@ import click
 import pandas as pd
 
 from circuitdb.catalog import Catalog
-from circuitdb.cli_common import emit, existing_run, json_option, print_frame, store_option
+from circuitdb.cli_common import emit, existing_run, json_option, print_frame, selection, selection_options, store_option
 from circuitdb.domain import SteeringVector
+from circuitdb.queries.selection import Selection
 
 SAE_HELP = "SAE dictionary: toy:resid2, a local SAELens folder, or RELEASE/SAE_ID; NAME=SPEC renames it (repeatable)."
 PROMPTS_HELP = ("A task (digits, months:bare, a .yaml/.jsonl task file) whose clean prompts are used, or a .txt file, "
@@ -32,6 +33,8 @@ def features() -> None:
 @click.option("--node-threshold", type=float, default=None,
               help="Only features whose attribution is at least this fraction of the full logit difference.")
 @click.option("--min-edge", default=0.005, show_default=True, help="Keep feature edges with |weight| >= this fraction of the LD.")
+@click.option("--check-top", default=20, show_default=True,
+              help="Ablate the circuit's N strongest nodes exactly and record their rank agreement with attribution.")
 @click.option("--ablation", default="mean", show_default=True, help="mean, zero or resample (over corrupted prompts).")
 @click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task before filtering.")
 @click.option("--seed", default=0, show_default=True)
@@ -133,6 +136,29 @@ def features_related(feature: str, model: str | None, kinds: tuple[str, ...], mi
         write_picture(relation_dot(center, frame.to_dict("records")), output)
     emit({"feature": center, "relations": frame.to_dict("records")}, as_json,
          lambda: print_frame(frame, f"relations of {center}"))
+
+
+@features.command("across")
+@selection_options
+@click.option("--to-model", default=None, help="Model B (default: model A, e.g. with another dictionary).")
+@click.option("--to-method", default=None, help="Method of B's runs, e.g. sae-attr:resid2 (default: any).")
+@store_option
+@json_option
+def features_across(store: str | None, as_json: bool, to_model: str | None, to_method: str | None, **kw: Any) -> None:
+    """Features shared by the selected runs (model A), their matches in model B, and whether B's runs for the same
+    tasks and thresholds share the matches too."""
+    sel_a = selection(**kw)
+    if to_model is None and len(sel_a.models) != 1:
+        raise click.UsageError("give one --model for A, or --to-model")
+    sel_b = Selection(models=(to_model or sel_a.models[0],), tasks=sel_a.tasks, thresholds=sel_a.thresholds,
+                      methods=(to_method,) if to_method else ())
+    with Catalog(store, create=False) as catalog:
+        frame = catalog.across(sel_a, sel_b)
+    kept = int(frame["match_shared"].sum())
+    summary = {"shared_in_a": len(frame), "matched": int(frame["match"].notna().sum()), "shared_in_b": kept,
+               "features": frame.to_dict("records")}
+    emit(summary, as_json, lambda: print_frame(frame, f"{len(frame)} features shared in A; {kept} of their matches "
+                                                      f"shared in B"))
 
 
 @click.group()

@@ -299,3 +299,57 @@ def test_logit_diff_helper_is_what_the_evaluator_scores(lm, dicts) -> None:
     assert ev.full == pytest.approx(logit_diff(lm.model, resid, data.answers, data.distractors).item())
     assert ev.performance(ev.keep_all()).item() == pytest.approx(1.0, abs=1e-5)  # SAE + error node is exact
     assert node_name(("resid2", None)) == "fresid2/err"
+
+
+def test_shared_features_carry_across_to_a_permuted_dictionary(lm, dicts, tmp_path: Path) -> None:
+    """Model B = the same model read through a shuffled copy of the dictionary: A's shared features must map, through
+    stored matches, onto B's shared features."""
+    perm = torch.randperm(256, generator=torch.Generator().manual_seed(1))
+    folder = _permuted_copy(tmp_path / "perm", perm)
+    other = load_dictionary(f"perm2={folder}", lm)
+    store = f"kuzu:{tmp_path / 'x.kuzu'}"
+    with Catalog(store) as catalog:
+        for sae in ("toy:resid2", f"perm2={folder}"):
+            spec = FeatureSpec(model="toy", saes=[sae], tasks=["digits"], thresholds=[0.8], n_prompts=32)
+            discover_features(spec, on_run=catalog.add, lm=lm)
+        tokens = [g for s in ("digits", "months") for g in prompt_groups(s, lm, 32)]
+        acts = [torch.cat([feature_activations(lm, d, t) for t in tokens]) for d in (dicts[0], other)]
+        catalog.add_relations(cross_model_relations("toy", dicts[0], acts[0], "toy", other, acts[1]))
+        a = Selection(models=("toy",), tasks=("digits",), thresholds=(0.8,), methods=("sae-attr:resid2",))
+        b = Selection(models=("toy",), tasks=("digits",), thresholds=(0.8,), methods=("sae-attr:perm2",))
+        frame = catalog.across(a, b)
+        shared_b = set(catalog.shared(b)["component"])
+    assert len(frame) >= 10 and frame["match"].notna().all()
+    for row in frame.itertuples():
+        assert perm[int(row.match.split("/")[1])] == int(row.feature.split("/")[1])
+        assert row.match_shared == (row.match in shared_b)
+    assert frame["match_shared"].mean() >= 0.8  # float-order noise may move a feature at the margin, not many
+    cli = _cli("features", "across", "--model", "toy", "--task", "digits", "--threshold", "0.8",
+               "--method", "sae-attr:resid2", "--to-method", "sae-attr:perm2", "--json", "--store", store)
+    assert cli.exit_code == 0 and json.loads(cli.stdout)["shared_in_b"] == int(frame["match_shared"].sum())
+
+
+def test_features_match_across_two_trained_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second toy model (another seed, briefly trained) with its own SAE, matched through the CLI."""
+    import circuitdb.discovery.sae as sae
+    from circuitdb.discovery.toy import save_toy, train_toy
+
+    monkeypatch.setattr(sae, "STEPS", 100)
+    model, codec, report = train_toy(seed=1, steps=30)
+    save_toy(model, codec, report, tmp_path / "toy_b.pt")
+    assert _cli("toy", "train-sae", "--model", str(tmp_path / "toy_b.pt"), "-o", str(tmp_path / "sae_b")).exit_code == 0
+    (tmp_path / "prompts.txt").write_text("1 2 3 4\none two three four\nJanuary February March\nMonday Tuesday\n")
+    store = f"kuzu:{tmp_path / 'm.kuzu'}"
+    result = _cli("features", "match", "--model", "toy", "--model", str(tmp_path / "toy_b.pt"), "--sae", "toy:resid2",
+                  "--sae", str(tmp_path / "sae_b" / "resid2"), "--prompts", str(tmp_path / "prompts.txt"), "--json",
+                  "--store", store)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["model_b"] == "toy_b" and out["matched"] > 100
+    assert all(-1 <= m["correlation"] <= 1 and m["match"].startswith("fresid2/") for m in out["matches"])
+    best = out["matches"][0]
+    related = json.loads(_cli("features", "related", best["feature"], "--model", "toy", "--json", "--store", store).stdout)
+    assert {"other": f"toy_b/{best['match']}", "kind": "match"}.items() <= {**related["relations"][0]}.items()
+    wrong = _cli("features", "match", "--model", "toy", "--model", str(tmp_path / "toy_b.pt"), "--sae", "toy:resid2",
+                 "--sae", "toy:resid2", "--prompts", str(tmp_path / "prompts.txt"), "--store", store)
+    assert wrong.exit_code == 1 and "belongs to the toy model" in wrong.stderr

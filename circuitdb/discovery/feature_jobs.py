@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import pandas as pd
 import torch
 
 from circuitdb.discovery.ablation import ABLATIONS
@@ -33,6 +34,7 @@ class FeatureSpec:
     top_k: int | None = None
     node_threshold: float | None = None
     min_edge: float = 0.005
+    check_top: int = 20
     ablation: str = "mean"
     n_prompts: int = 64
     seed: int = 0
@@ -53,6 +55,8 @@ class FeatureSpec:
             raise CircuitdbError(f"--min-edge must be >= 0, got {self.min_edge}")
         if self.n_prompts < 4:
             raise CircuitdbError("--prompts must be at least 4")
+        if self.check_top < 0:
+            raise CircuitdbError(f"--check-top must be >= 0, got {self.check_top}")
         return self
 
 
@@ -89,8 +93,10 @@ def discover_features(spec: FeatureSpec, on_run: Callable[[Run], None],
             scores = scores if scores is not None else ev.attribution()
             run = _feature_run(spec, ev, evaluators, method, threshold, scores, parent, reporter)
             on_run(run)
+            check = run.params["attribution_check"]["spearman"]
             reporter.note(f"wrote {run.id} {lm.name}/{name}@{threshold:g} ({method}): {len(run.components) - 1} features, "
-                          f"{len(run.edges)} edges, faithfulness {run.faithfulness:.3f}")
+                          f"{len(run.edges)} edges, faithfulness {run.faithfulness:.3f}, attribution vs exact ablation "
+                          f"rho {check if check is not None else '-'}")
             done.append(run)
             parent = run
     return done
@@ -109,6 +115,10 @@ def _feature_run(spec: FeatureSpec, ev: FeatureEvaluator, evaluators: dict[str, 
     edge_list += [Edge(node_name(n), "logits", round(scores[n], 8))
                   for n in chosen if n[0] == last and abs(scores[n]) >= spec.min_edge]
     params = {k: v for k, v in asdict(spec).items() if k not in ("tasks", "thresholds", "model", "device", "saes")}
+    params["attribution_check"] = _attribution_check(ev, scores, chosen, spec.check_top)
+    params["edge_check"] = [{"edge": f"{node_name(s)}->{node_name(r)}", "attribution": round(edges[(s, r)], 6),
+                             "exact": round(ev.exact_edge(s, r), 6)}
+                            for s, r in sorted(edges, key=lambda e: -abs(edges[e]))[: min(5, spec.check_top)]]
     return Run(
         model=ev.lm.meta, task=ev.data.meta, method=method, threshold=threshold, ablation=spec.ablation, metric=METRIC,
         components={**{node_name(n): round(scores[n], 8) for n in chosen}, "logits": None},
@@ -118,6 +128,15 @@ def _feature_run(spec: FeatureSpec, ev: FeatureEvaluator, evaluators: dict[str, 
         nests_in=parent.id if parent is not None else None,
         evaluations={name: other.faithfulness(members) for name, other in evaluators.items() if other is not ev},
     )
+
+
+def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: list[Node], top: int) -> dict:
+    """Exact single-node ablation of the circuit's `top` strongest nodes against their attribution: Spearman's rho."""
+    nodes = sorted(chosen, key=lambda n: -abs(scores[n]))[:top]
+    if len(nodes) < 3:
+        return {"nodes": len(nodes), "spearman": None}
+    frame = pd.DataFrame({"attribution": [scores[n] for n in nodes], "exact": ev.ablation_effects(nodes)})
+    return {"nodes": len(nodes), "spearman": round(float(frame.corr(method="spearman").iloc[0, 1]), 4)}
 
 
 def _sae_lens_version() -> str:

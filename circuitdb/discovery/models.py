@@ -61,13 +61,15 @@ def prepare(model: HookedTransformer) -> HookedTransformer:
 
 
 def load_model(name: str, device: str = "cpu") -> LoadedModel:
-    """`toy`, a path to a local Hugging Face model folder, or a TransformerLens model name (needs the hub)."""
-    if name == "toy":
+    """`toy`, a toy checkpoint `NAME.pt` (from `circuitdb toy train -o`, named NAME), a path to a local Hugging Face
+    model folder, or a TransformerLens model name (needs the hub)."""
+    path = Path(name).expanduser()
+    if name == "toy" or path.suffix == ".pt":
         from circuitdb.discovery.toy import load_toy
 
-        model, codec, _ = load_toy()
-        return LoadedModel("toy", prepare(model.to(device, print_details=False)), codec, "circuitdb toy checkpoint")
-    path = Path(name).expanduser()
+        model, codec, _ = load_toy(None if name == "toy" else path)
+        label = "toy" if name == "toy" else path.stem
+        return LoadedModel(label, prepare(model.to(device, print_details=False)), codec, f"circuitdb toy checkpoint {name}")
     if path.exists() or name.startswith((".", "/", "~")):
         return _load_folder(path, device)
     return _load_hub(name, device)

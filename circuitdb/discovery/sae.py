@@ -77,6 +77,8 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
     """`toy:resid2`, `[NAME=]path/to/sae_folder`, or `[NAME=]release/sae_id`; checked against the model's width."""
     name, _, where = spec.rpartition("=") if "=" in spec else ("", "", spec)
     if where.startswith("toy:"):
+        if lm.name != "toy":
+            raise CircuitdbError(f"SAE {where} belongs to the toy model, not {lm.name}; give that model's SAELens folder")
         folder = TOY_SAE_DIR / where[4:]
         if not folder.is_dir():
             known = ", ".join(sorted(p.name for p in TOY_SAE_DIR.iterdir())) if TOY_SAE_DIR.is_dir() else "none"

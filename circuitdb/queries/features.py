@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from circuitdb.domain import canonical, component_id
+from circuitdb.domain import canonical, component_id, parse_component
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries import run_query
+from circuitdb.queries.selection import RunInfo
 from circuitdb.store.base import Store
 
 RELATED_COLUMNS = ["other", "model", "kind", "weight", "source", "direction"]
@@ -93,3 +94,28 @@ def steering(store: Store, model: str, name: str) -> SteeringInfo:
         ["layer", "size", "feature"], ascending=[True, False, True]).drop(columns="size").reset_index(drop=True)
     return SteeringInfo(vid, row["model"], row["name"], row["layer"], row["description"] or "", row["norm"],
                         json.loads(row["vector"]), decomposition, shifts)
+
+
+ACROSS_COLUMNS = ["feature", "match", "correlation", "match_in_runs", "match_shared"]
+
+
+def across(store: Store, runs_a: list[RunInfo], runs_b: list[RunInfo]) -> pd.DataFrame:
+    """The features every run of A includes, each with its stored `match` in B's model and in how many of B's runs
+    that match sits: the question "which features do these tasks share?" carried from model A to model B."""
+    members = run_query(store, "members", run_ids=[r.id for r in runs_a + runs_b])
+    sets = {r.id: {m["component"] for m in members if m["run"] == r.id} for r in runs_a + runs_b}
+    shared_a = set.intersection(*(sets[r.id] for r in runs_a))
+    features = sorted((n for n in shared_a if parse_component(n).kind == "sae_feature"),
+                      key=lambda n: parse_component(n).sort_key())
+    models_b = {r.model for r in runs_b}
+    matches: dict[str, tuple[str, float]] = {}
+    for model_b in models_b:
+        for row in run_query(store, "matches", model_a=runs_a[0].model, model_b=model_b):
+            matches[row["feature"]] = (row["match"], row["correlation"])
+    rows = []
+    for feature in features:
+        match, correlation = matches.get(feature, (None, None))
+        count = sum(match in sets[r.id] for r in runs_b) if match else 0
+        rows.append({"feature": feature, "match": match, "correlation": correlation, "match_in_runs": count,
+                     "match_shared": bool(match) and count == len(runs_b)})
+    return pd.DataFrame(rows, columns=ACROSS_COLUMNS)
