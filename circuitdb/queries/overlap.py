@@ -38,7 +38,10 @@ def sort_frame(frame: pd.DataFrame, edges: bool) -> pd.DataFrame:
 
 
 def _frame(rows: list[dict], columns: list[str], edges: bool) -> pd.DataFrame:
-    return sort_frame(pd.DataFrame(rows, columns=columns), edges)
+    frame = pd.DataFrame(rows, columns=columns)
+    if "layer" in frame:  # integers, None for input/logits (pandas would make the column float)
+        frame["layer"] = pd.Series([None if r.get("layer") is None else int(r["layer"]) for r in rows], dtype=object)
+    return sort_frame(frame, edges)
 
 
 def shared(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFrame:
