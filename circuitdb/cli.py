@@ -239,10 +239,11 @@ def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, a
     help=".dot/.gv/.svg/.png/.pdf picture (1-3 runs), .json runs (circuitdb format), .csv memberships.",
 )
 @click.option("--only-shared", is_flag=True, help="Picture only what all selected runs share.")
+@click.option("--top", type=int, default=None, help="Picture only each run's N strongest components (by |score|).")
 @store_option
-def export(store: str | None, output: Path, only_shared: bool, **kw: Any) -> None:
+def export(store: str | None, output: Path, only_shared: bool, top: int | None, **kw: Any) -> None:
     """Export the selected runs as a Graphviz picture, circuitdb JSON or a CSV table."""
-    from circuitdb.analysis.circuit_graph import overlap_graph, to_dot, write_picture
+    from circuitdb.analysis.circuit_graph import overlap_graph, strongest, to_dot, write_picture
     from circuitdb.analysis.tables import write_table
     from circuitdb.ingest.native import dumps
 
@@ -253,6 +254,8 @@ def export(store: str | None, output: Path, only_shared: bool, **kw: Any) -> Non
             output.write_text(dumps([catalog.run(r.id) for r in runs]))
         else:
             members, edges = catalog.circuits(runs)
+            if top is not None:
+                members, edges = strongest(members, edges, top)
             if suffix == ".csv":
                 write_table(pd.DataFrame(members, columns=["run", "component", "kind", "layer", "score"]), output)
             else:

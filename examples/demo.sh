@@ -24,7 +24,7 @@ echo; echo "== SAE features: the toy SAEs read the residual stream entering bloc
 features=(--method sae-attr:resid2+resid3)
 $cdb features discover --model toy --sae toy:resid2 --sae toy:resid3 "${tasks[@]}" --threshold 0.9 --threshold 0.8
 $cdb shared --model toy "${tasks[@]}" --threshold 0.8 "${features[@]}"
-$cdb export --model toy --task digits --threshold 0.8 "${features[@]}" -o "$out/digits_features.png"
+$cdb export --model toy --task digits --threshold 0.8 "${features[@]}" --top 16 -o "$out/digits_features.png"
 $cdb features cosine --model toy --sae toy:resid2 --sae toy:resid3 --cutoff 0.6
 feature=$($cdb shared --model toy "${tasks[@]}" --threshold 0.8 "${features[@]}" --json | .venv/bin/python -c \
   "import json, sys; print(next(r['component'] for r in json.load(sys.stdin)['components'] if r['kind'] == 'sae_feature'))")

@@ -44,6 +44,21 @@ def overlap_graph(
     return graph
 
 
+def strongest(members: list[dict], edges: list[dict], top: int) -> tuple[list[dict], list[dict]]:
+    """Each run's `top` components by |score| (unscored ends such as input and logits stay), and the edges among them."""
+    if top < 1:
+        raise CircuitdbError(f"--top must be at least 1, got {top}")
+    ranked = sorted((m for m in members if m["score"] is not None), key=lambda m: (m["run"], -abs(m["score"]), m["component"]))
+    keep, count = set(), {}
+    for m in ranked:
+        if count.get(m["run"], 0) < top:
+            keep.add((m["run"], m["component"]))
+            count[m["run"]] = count.get(m["run"], 0) + 1
+    members = [m for m in members if m["score"] is None or (m["run"], m["component"]) in keep]
+    names = {(m["run"], m["component"]) for m in members}
+    return members, [e for e in edges if (e["run"], e["sender"]) in names and (e["run"], e["receiver"]) in names]
+
+
 def _colour(region: int, n_sets: int) -> str:
     return SINGLE_COLOUR if n_sets == 1 else REGION_COLOURS[region]
 
