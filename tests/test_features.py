@@ -261,7 +261,8 @@ def test_feature_cli_end_to_end_and_errors(tmp_path: Path) -> None:
     picture = tmp_path / "top.dot"
     assert _cli("export", "--run", info.id, "--top", "5", "-o", str(picture), "--store", store).exit_code == 0
     strongest = sorted((n for n, s in run.components.items() if s is not None), key=lambda n: -abs(run.components[n]))[:5]
-    drawn = {line.split()[0].strip('"') for line in picture.read_text().splitlines() if "fillcolor" in line and "layer_" not in line}
+    lines = picture.read_text().splitlines()
+    drawn = {line.split()[0].strip('"') for line in lines if "fillcolor" in line and "layer_" not in line}
     assert drawn == {*strongest, "logits"}
     job = ["features", "discover", "--model", "toy", "--task", "months"]
     for args, message in [
