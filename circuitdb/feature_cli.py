@@ -167,6 +167,7 @@ def steer() -> None:
 
 
 def _vector_options(f: Callable) -> Callable:
+    """NAME, --model and --store, which every `steer` command takes."""
     for option in reversed([click.argument("name"), click.option("--model", required=True, help="The vector's model."),
                             store_option]):
         f = option(f)

@@ -61,6 +61,7 @@ class FeatureSpec:
 
 
 def method_name(dictionaries: list[Dictionary]) -> str:
+    """`sae-attr:resid2+resid3`: the method of a feature run names its dictionaries, in layer order."""
     return "sae-attr:" + "+".join(d.name for d in sorted(dictionaries, key=lambda d: d.layer))
 
 
@@ -104,6 +105,7 @@ def discover_features(spec: FeatureSpec, on_run: Callable[[Run], None],
 
 def _feature_run(spec: FeatureSpec, ev: FeatureEvaluator, evaluators: dict[str, FeatureEvaluator], method: str,
                  threshold: float, scores: dict[Node, float], parent: Run | None, reporter: Reporter) -> Run:
+    """One measured feature run: the circuit, its edges, checks against exact ablation and patching, cross-task scores."""
     label = f"{ev.data.name}@{threshold:g}"
     within = len(parent.components) - 1 if parent is not None else None
     chosen = select(ev, scores, threshold, spec.top_k, spec.node_threshold, within, reporter.start(f"features {label}"))
@@ -140,6 +142,7 @@ def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: 
 
 
 def _sae_lens_version() -> str:
+    """For the run's provenance."""
     import sae_lens
 
     return sae_lens.__version__

@@ -49,6 +49,7 @@ class FeatureEvaluator:
     refs: dict[str, Reference] = field(init=False)
 
     def __post_init__(self) -> None:
+        """Check names, order dictionaries by layer, measure the full LD and the ablation references once."""
         names = [d.name for d in self.dictionaries]
         if len(set(names)) != len(names):
             raise CircuitdbError(f"dictionary names repeat: {names}; name them NAME=SPEC")
@@ -106,6 +107,7 @@ class FeatureEvaluator:
             return logit_diff(self.lm.model, resid, data.answers, data.distractors) / full
 
     def _splice(self, d: Dictionary, keep: torch.Tensor, k: int, n: int) -> Callable:
+        """A hook: `decode(f) + err` at `d` with what each of the K variants leaves out set to its reference."""
         ref = self.refs[d.name]
 
         def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
@@ -179,6 +181,7 @@ class FeatureEvaluator:
 
     def _pair_edges(self, up: Dictionary, down: Dictionary, senders: list[Node],
                     receivers: list[Node]) -> dict[tuple[Node, Node], float]:
+        """Edges from `up`'s senders to `down`'s receivers: one backward per receiver through the upstream leaves."""
         _, _, g_f, g_err = self._leaf_grads(down)
         leaves, captured = {}, {}
 
@@ -244,6 +247,7 @@ class FeatureEvaluator:
 
 
 def _order(node: Node) -> tuple[int, int]:
+    """Features by index, the error node last."""
     return (1, 0) if node[1] is None else (0, node[1])
 
 

@@ -46,10 +46,12 @@ class Dictionary:
 
     @property
     def layer(self) -> int:
+        """The block whose hook the dictionary reads."""
         return int(self.hook.split(".")[1])
 
     @property
     def size(self) -> int:
+        """Number of features."""
         return self.sae.cfg.d_sae
 
     @property
@@ -59,9 +61,11 @@ class Dictionary:
         return w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature activations `[..., d_sae]` of activations `[..., d_in]`."""
         return self.sae.encode(x)
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """The reconstruction `[..., d_in]` of feature activations."""
         return self.sae.decode(f)
 
 
@@ -100,6 +104,7 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
 
 
 def _from_folder(folder: Path) -> SAE:
+    """An SAE saved by SAELens (`save_model`), or a clear error."""
     if not (folder / "cfg.json").is_file():
         raise CircuitdbError(f"{folder}: not an SAELens folder (no cfg.json)")
     try:
@@ -109,6 +114,7 @@ def _from_folder(folder: Path) -> SAE:
 
 
 def _from_release(spec: str) -> SAE:
+    """A pretrained SAELens release `RELEASE/SAE_ID`; refused at once when the hub cannot be used."""
     release, _, sae_id = spec.partition("/")
     if not sae_id:
         raise CircuitdbError(f"SAE {spec!r}: use toy:NAME, a local SAELens folder, or RELEASE/SAE_ID")

@@ -65,12 +65,14 @@ def build(lm: LoadedModel, layer: int, plus: list[torch.Tensor], minus: list[tor
 
 
 def _check(vector: torch.Tensor, layer: int, dictionary: Dictionary) -> None:
+    """A vector can only be explained by a dictionary of the same residual stream."""
     if not dictionary.hook.endswith("hook_resid_pre") or dictionary.layer != layer:
         raise CircuitdbError(f"the vector lives in the residual stream entering block {layer}; dictionary {dictionary.name} "
                              f"reads {dictionary.hook}")
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine similarity of two vectors."""
     return torch.nn.functional.cosine_similarity(a, b, dim=0).item()
 
 

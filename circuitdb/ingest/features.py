@@ -32,6 +32,7 @@ class SteeringRows:
 
 
 def _finite(value: float, what: str) -> float:
+    """`value` as a float, or CircuitdbError naming `what`."""
     if not (isinstance(value, (int, float)) and math.isfinite(value)):
         raise CircuitdbError(f"{what} must be a finite number, got {value!r}")
     return float(value)
@@ -47,12 +48,14 @@ def _prop(key: str, value: object, name: str) -> object:
 
 
 def _component(model: str, name: str) -> dict:
+    """The Component row of a (canonicalised) name in `model`."""
     c = parse_component(name)
     return {"id": component_id(model, c.name), "model_id": model, "name": c.name, "kind": c.kind, "layer": c.layer,
             "index": c.index, "dictionary": c.dictionary or None}
 
 
 def _unique(rows: list[dict]) -> list[dict]:
+    """Rows with distinct ids, last one wins."""
     return list({r["id"]: r for r in rows}.values())
 
 
