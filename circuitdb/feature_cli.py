@@ -82,12 +82,9 @@ def features_cosine(model: str, saes: tuple[str, ...], cutoff: float, top: int, 
 def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tuple[str, ...], min_score: float, top: int,
                    store: str | None, as_json: bool) -> None:
     """Match each feature of model A to its best-correlated feature of model B on the same prompts; store the matches."""
-    import torch
-
     from circuitdb.discovery.models import load_model
-    from circuitdb.discovery.relations import cross_model_relations, feature_activations
+    from circuitdb.discovery.relations import match_on_prompts
     from circuitdb.discovery.sae import load_dictionary
-    from circuitdb.discovery.steering import prompt_groups
 
     if len(models) != 2 or len(saes) != 2:
         raise click.UsageError("give exactly two --model and two --sae (A's, then B's)")
@@ -95,11 +92,7 @@ def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tupl
     dicts = [load_dictionary(s, lm) for s, lm in zip(saes, lms)]
     if lms[0].name == lms[1].name and dicts[0].name == dicts[1].name:
         raise click.UsageError("matching a dictionary with itself: name one of them, e.g. --sae copy=PATH")
-    acts = []
-    for lm, d in zip(lms, dicts):
-        groups = [g for source in sources for g in prompt_groups(source, lm)]
-        acts.append(torch.cat([feature_activations(lm, d, g) for g in groups]))
-    relations = cross_model_relations(lms[0].name, dicts[0], acts[0], lms[1].name, dicts[1], acts[1], min_score)
+    relations = match_on_prompts(lms[0], dicts[0], lms[1], dicts[1], list(sources), min_score)
     with Catalog(store) as catalog:
         catalog.add_relations(relations)
     frame = pd.DataFrame([{"feature": r.sender, "match": r.receiver, "correlation": r.weight} for r in relations],
@@ -196,15 +189,12 @@ def steer_build(name: str, model: str, store: str | None, layer: int, plus: str,
     click.echo(f"wrote steering vector {stored.id}: layer {layer}, norm {stored.norm:.3f}")
 
 
-def _load_vector(catalog: Catalog, model: str, name: str) -> tuple[Any, Any, Any]:
-    """(loaded model, stored vector info, vector tensor)."""
-    import torch
-
+def _load_vector(catalog: Catalog, model: str, name: str) -> tuple[Any, Any]:
+    """(loaded model, stored vector with its values)."""
     from circuitdb.discovery.models import load_model
 
     lm = load_model(model)
-    info = catalog.steering(lm.name, name)
-    return lm, info, torch.tensor(info.values)
+    return lm, catalog.steering(lm.name, name)
 
 
 @steer.command("decompose")
@@ -218,9 +208,9 @@ def steer_decompose(name: str, model: str, store: str | None, sae: str, top_k: i
     from circuitdb.discovery.steering import decompose
 
     with Catalog(store, create=False) as catalog:
-        lm, info, vector = _load_vector(catalog, model, name)
+        lm, info = _load_vector(catalog, model, name)
         dictionary = load_dictionary(sae, lm)
-        dec = decompose(vector, info.layer, dictionary, top_k)
+        dec = decompose(info.values, info.layer, dictionary, top_k)
         links = [{"name": f"f{dictionary.name}/{i}", "coef": c, "method": "omp"} for i, c in dec.omp.items()]
         links += [{"name": f"f{dictionary.name}/{i}", "coef": c, "method": "encoder"} for i, c in dec.encoder.items()]
         catalog.add_steering(SteeringVector(lm.name, name, info.layer, info.values, info.description), "DECOMPOSES_INTO", links)
@@ -248,9 +238,9 @@ def steer_effects(name: str, model: str, store: str | None, saes: tuple[str, ...
     from circuitdb.discovery.steering import effects, prompt_groups
 
     with Catalog(store, create=False) as catalog:
-        lm, info, vector = _load_vector(catalog, model, name)
+        lm, info = _load_vector(catalog, model, name)
         dictionaries = [load_dictionary(s, lm) for s in saes]
-        deltas, tokens = effects(lm, vector, info.layer, coef, prompt_groups(source, lm, n_prompts, seed), dictionaries, top)
+        deltas, tokens = effects(lm, info.values, info.layer, coef, prompt_groups(source, lm, n_prompts, seed), dictionaries, top)
         layers = {d.name: d.layer for d in dictionaries}
         links = []
         for dname, delta in deltas.items():

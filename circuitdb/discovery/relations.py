@@ -66,3 +66,13 @@ def cross_model_relations(model_a: str, dict_a: Dictionary, acts_a: torch.Tensor
                  f"activation correlation {model_a}:{dict_a.name}~{model_b}:{dict_b.name}")
         for i, (j, s) in enumerate(zip(index.tolist(), score.tolist())) if live[i] and s >= min_score
     ]
+
+
+def match_on_prompts(lm_a: LoadedModel, dict_a: Dictionary, lm_b: LoadedModel, dict_b: Dictionary, sources: list[str],
+                     min_score: float = 0.0) -> list[Relation]:
+    """Match A's features to B's on the prompt sets `sources` (tasks or prompt files), tokenized by each model."""
+    from circuitdb.discovery.steering import prompt_groups
+
+    acts = [torch.cat([feature_activations(lm, d, g) for source in sources for g in prompt_groups(source, lm)])
+            for lm, d in ((lm_a, dict_a), (lm_b, dict_b))]
+    return cross_model_relations(lm_a.name, dict_a, acts[0], lm_b.name, dict_b, acts[1], min_score)

@@ -76,9 +76,10 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.nn.functional.cosine_similarity(a, b, dim=0).item()
 
 
-def decompose(vector: torch.Tensor, layer: int, dictionary: Dictionary, k: int) -> Decomposition:
+def decompose(vector: torch.Tensor | list[float], layer: int, dictionary: Dictionary, k: int) -> Decomposition:
     """OMP with `k` unit decoder directions (coefficients least-squares refit each step), and the encoder read-out
     (v @ W_enc) whose top-k directions, least-squares fitted, give the encoder's cosine."""
+    vector = torch.as_tensor(vector, dtype=torch.float32)
     _check(vector, layer, dictionary)
     if not 1 <= k <= dictionary.size:
         raise CircuitdbError(f"--top-k must be in 1..{dictionary.size}, got {k}")
@@ -105,10 +106,11 @@ def _fit(atoms: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(atoms.T, vector[:, None]).solution[:, 0]
 
 
-def effects(lm: LoadedModel, vector: torch.Tensor, layer: int, coef: float, groups: list[torch.Tensor],
+def effects(lm: LoadedModel, vector: torch.Tensor | list[float], layer: int, coef: float, groups: list[torch.Tensor],
             dictionaries: list[Dictionary], top: int = 10) -> tuple[dict[str, torch.Tensor], list[tuple[str, float]]]:
     """Add coef x vector to the residual entering block `layer` at every position; per later dictionary the mean change
     of each feature at the last position `[d_sae]`, and the `top` tokens whose last-position logits rise most."""
+    vector = torch.as_tensor(vector, dtype=torch.float32)
     later = [d for d in dictionaries if d.layer > layer or (d.layer == layer and not d.hook.endswith("resid_pre"))]
     if not later:
         raise CircuitdbError(f"no dictionary reads after the steering point (block {layer}); give a later --sae")
