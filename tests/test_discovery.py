@@ -18,7 +18,7 @@ from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import all_edges, mask_names, names_mask
 from circuitdb.discovery.jobs import JobSpec, Reporter, discover
 from circuitdb.discovery.models import load_model
-from circuitdb.discovery.pruning import prune, prune_plain
+from circuitdb.discovery.pruning import _without, prune, prune_plain, random_order_circuits, survival
 from circuitdb.discovery.tasks import build_task
 
 torch.set_num_threads(1)
@@ -84,12 +84,62 @@ def test_eap_rank_correlates_with_exact_patching(lm, ig_steps: int) -> None:
     assert rho >= 0.8, rho
 
 
-def test_layer_cached_pruning_finds_the_plain_circuit(lm, digits) -> None:
+@pytest.mark.parametrize("ablation", ["mean", "resample"])
+def test_lean_blocks_score_like_transformer_lens(lm, digits, ablation: str) -> None:
+    """The lean runner (kept components only, last position only where nothing reads the rest) against TL's forward:
+    cached layer inputs, and one layer's pruning candidates scored from there, for random circuits."""
+    ev, ref = Evaluator(lm, digits, ablation), Evaluator(lm, digits, ablation, lean=False)
+    assert ev.runner is not None and ref.runner is None
+    n_l, n_h = lm.model.cfg.n_layers, lm.model.cfg.n_heads
+    generator = torch.Generator().manual_seed(0)
+    scores = []
+    for trial in range(24):
+        keep = 0.3 + 0.6 * torch.rand(1, generator=generator).item()  # sparse to nearly full circuits
+        base = Masks(torch.rand(1, n_l, n_h, generator=generator) < keep, torch.rand(1, n_l, generator=generator) < keep)
+        inputs, reference_inputs = ev.layer_inputs(base), ref.layer_inputs(base)
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(inputs, reference_inputs))
+        layer = trial % n_l
+        candidates = [(layer, h) for h in range(n_h) if base.heads[0, layer, h]] + [(layer, None)] * bool(base.mlps[0, layer])
+        variants = _without(base, candidates) if candidates else base
+        lean = ev.performance_from(variants, layer, inputs[layer])
+        assert torch.allclose(lean, ref.performance(variants), atol=1e-4)
+        assert torch.allclose(lean, ref.performance_from(variants, layer, reference_inputs[layer]), atol=1e-4)
+        scores += lean.tolist()
+    assert max(scores) - min(scores) > 0.5  # the circuits score differently: the comparison is not between constants
+
+
+@pytest.mark.parametrize("ablation", ["mean", "resample"])
+def test_layer_cached_pruning_finds_the_plain_circuit(lm, digits, ablation: str) -> None:
+    """Lean, TL-forward layer-cached and plain pruning take the same decisions, also from a stricter circuit."""
+    strict = None
     for threshold in (0.9, 0.8):
-        fast, plain = prune(Evaluator(lm, digits), threshold), prune_plain(Evaluator(lm, digits), threshold)
-        assert fast.names == plain.names
-        assert fast.performance >= threshold
+        start = None if strict is None else names_mask(lm.model.cfg, set(strict))
+        fast = prune(Evaluator(lm, digits, ablation), threshold, start)
+        cached = prune(Evaluator(lm, digits, ablation, lean=False), threshold, start, batch=4)
+        plain = prune_plain(Evaluator(lm, digits, ablation), threshold, start)
+        assert fast.names == cached.names == plain.names
+        assert plain.performance >= threshold and fast.performance == pytest.approx(plain.performance, abs=1e-4)
         assert len(fast.names) < lm.model.cfg.n_layers * (lm.model.cfg.n_heads + 1)  # it did prune
+        assert strict is None or set(fast.names) <= set(strict)
+        strict = fast.names
+
+
+def test_random_order_survival(lm, digits) -> None:
+    """Robustness mode: frequencies are the per-order circuits' counts, and each per-order circuit meets the threshold
+    under TL's forward and is minimal (its last sweep removed nothing, so dropping any member falls below)."""
+    threshold, orders = 0.8, 4
+    ref = Evaluator(lm, digits, lean=False)
+    circuits = random_order_circuits(Evaluator(lm, digits), threshold, orders, seed=1)
+    frequencies = survival(Evaluator(lm, digits), threshold, orders, seed=1)
+    everything = set(mask_names(Masks.full(lm.model)))
+    assert set(frequencies) == everything and all(0.0 <= f <= 1.0 for f in frequencies.values())
+    assert all(f == sum(name in c for c in circuits) / orders for name, f in frequencies.items())
+    assert {n for n, f in frequencies.items() if f == 1.0} == set.intersection(*map(set, circuits))
+    assert {n for n, f in frequencies.items() if f == 0.0} == everything - set.union(*map(set, circuits))
+    assert len({tuple(c) for c in circuits}) > 1  # the orders matter here, so the check above is not vacuous
+    for circuit in circuits:
+        assert ref.faithfulness(set(circuit)) >= threshold - 1e-5
+        assert all(ref.faithfulness(set(circuit) - {name}) < threshold + 1e-5 for name in circuit)
 
 
 def independent_performance(lm, data, names: set[str]) -> float:

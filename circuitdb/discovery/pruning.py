@@ -5,8 +5,11 @@ then heads 0..n) removes a component for good if the circuit without it still sc
 model; a forward sweep (first layer to last, heads then MLP) follows; sweeps alternate until one removes nothing.
 
 Speed: a candidate in layer L only changes layers >= L, so each test runs from the cached residual stream entering
-layer L, and the candidates of one layer are tested together in one batched forward; the first that passes is taken
-and the rest re-tested, which gives exactly the sequential order's decisions.
+layer L, and the candidates of one layer are tested together in batches; the first that passes is taken and the rest
+re-tested, which gives exactly the sequential order's decisions. The evaluator's lean blocks (`evaluate.LeanBlocks`)
+then compute only what a test needs: layer L's heads once for all its candidates (an MLP candidate costs nothing more
+in layer L), no ablated head or MLP anywhere, and only the last position from the last kept head on. `prune_plain`
+runs the same algorithm with one full TransformerLens forward per candidate: the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -101,9 +104,10 @@ def _sweep(ev: Evaluator, masks: Masks, threshold: float, backward: bool, batch:
     return removed
 
 
-def prune(ev: Evaluator, threshold: float, start: Masks | None = None, batch: int = 64,
+def prune(ev: Evaluator, threshold: float, start: Masks | None = None, batch: int = 8,
           progress: Progress | None = None) -> Pruned:
-    """Alternate backward and forward sweeps until one removes nothing."""
+    """Alternate backward and forward sweeps until one removes nothing. `batch` caps the candidates scored together:
+    on CPU a bigger batch costs more per candidate (memory traffic), so the cap mostly bounds memory."""
     masks = start.repeat(1) if start is not None else Masks.full(ev.lm.model)
     passes, sweeps, backward = ev.passes, 0, True
     while True:
@@ -111,7 +115,7 @@ def prune(ev: Evaluator, threshold: float, start: Masks | None = None, batch: in
         if not _sweep(ev, masks, threshold, backward, batch, progress):
             break
         backward = not backward
-    return Pruned(mask_names(masks), ev.performance(masks).item(), sweeps, ev.passes - passes)
+    return Pruned(mask_names(masks), ev.performance_from(masks, 0, ev.embedded).item(), sweeps, ev.passes - passes)
 
 
 def prune_plain(ev: Evaluator, threshold: float, start: Masks | None = None) -> Pruned:
@@ -133,11 +137,12 @@ def prune_plain(ev: Evaluator, threshold: float, start: Masks | None = None) -> 
     return Pruned(mask_names(masks), ev.performance(masks).item(), sweeps, ev.passes - passes)
 
 
-def survival(ev: Evaluator, threshold: float, orders: int, seed: int = 0, progress: Progress | None = None) -> dict[str, float]:
-    """Robustness: prune `orders` times, each sweep visiting components in a fresh random order; per component, the
-    fraction of orders it survives."""
+def random_order_circuits(ev: Evaluator, threshold: float, orders: int, seed: int = 0,
+                          progress: Progress | None = None) -> list[list[str]]:
+    """Prune `orders` times from the full model, each sweep visiting every component in a fresh random order: the
+    circuits found. Each candidate is scored alone from the embedding (random orders leave no layer to cache)."""
     rng = random.Random(seed)
-    counts: dict[str, int] = {}
+    circuits = []
     for _ in range(orders):
         masks = Masks.full(ev.lm.model)
         while True:
@@ -145,16 +150,21 @@ def survival(ev: Evaluator, threshold: float, orders: int, seed: int = 0, progre
             rng.shuffle(cands)
             removed = False
             for candidate in cands:
-                if ev.performance(_without(masks, [candidate])).item() >= threshold:
+                if ev.performance_from(_without(masks, [candidate]), 0, ev.embedded).item() >= threshold:
                     _remove(masks, candidate)
                     removed = True
             if progress:
                 progress(1)
             if not removed:
                 break
-        for name in mask_names(masks):
-            counts[name] = counts.get(name, 0) + 1
-    return {name: counts.get(name, 0) / orders for name in mask_names(Masks.full(ev.lm.model))}
+        circuits.append(mask_names(masks))
+    return circuits
+
+
+def survival(ev: Evaluator, threshold: float, orders: int, seed: int = 0, progress: Progress | None = None) -> dict[str, float]:
+    """Robustness: per component, the fraction of `orders` random-order prunings whose circuit keeps it."""
+    circuits = random_order_circuits(ev, threshold, orders, seed, progress)
+    return {name: sum(name in c for c in circuits) / orders for name in mask_names(Masks.full(ev.lm.model))}
 
 
 def member_scores(ev: Evaluator, names: list[str]) -> dict[str, float]:
