@@ -31,6 +31,8 @@ test: $(STAMP) system-deps lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/discovery.py
+	$(BIN)/python benchmarks/features.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .cache .pytest_cache .ruff_cache
