@@ -89,7 +89,9 @@ def ablation_hooks(masks: Masks, repl: Replacement, n_prompts: int, first_layer:
 
 
 def _swap(keep: torch.Tensor, source: torch.Tensor, k: int, n: int) -> Callable:
-    """A hook: activation `[K*N, ...]` -> where(keep, activation, source) per variant."""
+    """A hook: activation `[K*N, ...]` -> where(keep, activation, source) per variant (masks live on the CPU, the
+    activations on the job's device)."""
+    keep = keep.to(source.device)
 
     def hook(act: torch.Tensor, hook: object) -> torch.Tensor:
         grouped = act.view(k, n, *act.shape[1:])

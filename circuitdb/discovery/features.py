@@ -109,6 +109,7 @@ class FeatureEvaluator:
     def _splice(self, d: Dictionary, keep: torch.Tensor, k: int, n: int) -> Callable:
         """A hook: `decode(f) + err` at `d` with what each of the K variants leaves out set to its reference."""
         ref = self.refs[d.name]
+        keep = keep.to(ref.f.device)
 
         def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
             f = d.encode(x)

@@ -100,7 +100,7 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
         raise CircuitdbError(f"SAE {spec} hooks {hook!r}, which model {lm.name} does not have")
     for parameter in sae.parameters():
         parameter.requires_grad_(False)
-    return Dictionary(name or dictionary_name(hook), hook, sae.eval(), source)
+    return Dictionary(name or dictionary_name(hook), hook, sae.to(lm.model.cfg.device).eval(), source)
 
 
 def _from_folder(folder: Path) -> SAE:
