@@ -15,11 +15,11 @@ import torch
 
 from circuitdb.discovery.ablation import ABLATIONS
 from circuitdb.discovery.features import FeatureEvaluator, Node, node_name, select
-from circuitdb.discovery.jobs import METRIC, Reporter, versions
+from circuitdb.discovery.jobs import METRIC, Reporter, ladder, versions
 from circuitdb.discovery.models import LoadedModel, load_model
 from circuitdb.discovery.sae import Dictionary, load_dictionary
 from circuitdb.discovery.tasks import build_task
-from circuitdb.domain import Edge, Run, check_threshold, run_id
+from circuitdb.domain import Edge, Run, check_threshold
 from circuitdb.errors import CircuitdbError
 
 
@@ -81,26 +81,23 @@ def discover_features(spec: FeatureSpec, on_run: Callable[[Run], None],
         data = build_task(task, lm, spec.n_prompts, spec.seed)
         evaluators[data.name] = FeatureEvaluator(lm, data, list(dictionaries), spec.ablation, spec.seed)
     done: list[Run] = []
-    for name, ev in evaluators.items():
-        scores: dict[Node, float] | None = None
-        parent: Run | None = None
-        for threshold in sorted(set(spec.thresholds), reverse=True):
-            rid = run_id(lm.name, name, method, spec.ablation, METRIC, threshold)
-            stored = existing(rid)
-            if stored is not None:
-                reporter.note(f"skipped {lm.name}/{name}@{threshold:g} ({method}): already in the catalog")
-                parent = stored
-                continue
-            scores = scores if scores is not None else ev.attribution()
-            run = _feature_run(spec, ev, evaluators, method, threshold, scores, parent, reporter)
-            on_run(run)
-            check = run.params["attribution_check"]["spearman"]
-            reporter.note(f"wrote {run.id} {lm.name}/{name}@{threshold:g} ({method}): {len(run.components) - 1} features, "
-                          f"{len(run.edges)} edges, faithfulness {run.faithfulness:.3f}, attribution vs exact ablation "
-                          f"rho {check if check is not None else '-'}")
-            done.append(run)
-            parent = run
+    for ev in evaluators.values():
+        scores: dict[Node, float] = {}  # attribution, computed once per task and only if some run is not stored
+
+        def make(threshold: float, parent: Run | None, ev: FeatureEvaluator = ev, scores: dict = scores) -> Run:
+            if not scores:
+                scores.update(ev.attribution())
+            return _feature_run(spec, ev, evaluators, method, threshold, scores, parent, reporter)
+
+        done += ladder(lm.name, ev.data.name, method, spec.ablation, spec.thresholds, make, on_run, existing, reporter,
+                       _describe)
     return done
+
+
+def _describe(run: Run) -> str:
+    """A feature run's size and its attribution check, for the progress line."""
+    check = run.params["attribution_check"]["spearman"]
+    return f"{len(run.components) - 1} features, attribution vs exact ablation rho {check if check is not None else '-'}"
 
 
 def _feature_run(spec: FeatureSpec, ev: FeatureEvaluator, evaluators: dict[str, FeatureEvaluator], method: str,

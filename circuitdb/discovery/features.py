@@ -94,17 +94,13 @@ class FeatureEvaluator:
                 out[name][row, -1 if index is None else index] = True
         return {n: ~m for n, m in out.items()} if complement else out
 
-    def performance(self, keep: dict[str, torch.Tensor], tokens: torch.Tensor | None = None,
-                    data: TaskData | None = None) -> torch.Tensor:
+    def performance(self, keep: dict[str, torch.Tensor]) -> torch.Tensor:
         """Performance `[K]`: LD with the features each variant leaves out ablated, over the full model's LD."""
-        data = data or self.data
-        tokens = data.clean if tokens is None else tokens
         k = next(iter(keep.values())).shape[0]
-        hooks = [(d.hook, self._splice(d, keep[d.name], k, tokens.shape[0])) for d in self.dictionaries]
-        full = self.full if data is self.data else full_logit_diff(self.lm, data)
+        hooks = [(d.hook, self._splice(d, keep[d.name], k, self.data.n)) for d in self.dictionaries]
         with torch.no_grad(), self.lm.model.hooks(fwd_hooks=hooks):
-            resid = self.lm.model(tokens.repeat(k, 1), stop_at_layer=self.lm.model.cfg.n_layers)
-            return logit_diff(self.lm.model, resid, data.answers, data.distractors) / full
+            resid = self.lm.model(self.data.clean.repeat(k, 1), stop_at_layer=self.lm.model.cfg.n_layers)
+            return logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors) / self.full
 
     def _splice(self, d: Dictionary, keep: torch.Tensor, k: int, n: int) -> Callable:
         """A hook: `decode(f) + err` at `d` with what each of the K variants leaves out set to its reference."""
@@ -120,9 +116,9 @@ class FeatureEvaluator:
 
         return hook
 
-    def faithfulness(self, nodes: set[Node], data: TaskData | None = None) -> float:
+    def faithfulness(self, nodes: set[Node]) -> float:
         """Performance with every feature and error node outside `nodes` ablated."""
-        return self.performance(self.masks([nodes]), data=data).item()
+        return self.performance(self.masks([nodes])).item()
 
     def completeness(self, nodes: set[Node]) -> float:
         """Performance with `nodes` themselves ablated."""
@@ -155,15 +151,7 @@ class FeatureEvaluator:
     def _leaf_grads(self, d: Dictionary) -> tuple[torch.Tensor, ...]:
         """Clean feature and error values at `d` and the metric's gradients with respect to them."""
         leaves: dict[str, torch.Tensor] = {}
-
-        def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
-            with torch.no_grad():
-                f = d.encode(x)
-                err = x - d.decode(f)
-            leaves["f"], leaves["err"] = f.requires_grad_(), err.requires_grad_()
-            return d.decode(leaves["f"]) + leaves["err"]
-
-        with self.lm.model.hooks(fwd_hooks=[(d.hook, hook)]):
+        with self.lm.model.hooks(fwd_hooks=[(d.hook, _leaf_splice(d, leaves))]):
             resid = self.lm.model(self.data.clean, stop_at_layer=self.lm.model.cfg.n_layers)
             metric = logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors).sum()
         g_f, g_err = torch.autograd.grad(metric, [leaves["f"], leaves["err"]])
@@ -184,19 +172,13 @@ class FeatureEvaluator:
                     receivers: list[Node]) -> dict[tuple[Node, Node], float]:
         """Edges from `up`'s senders to `down`'s receivers: one backward per receiver through the upstream leaves."""
         _, _, g_f, g_err = self._leaf_grads(down)
-        leaves, captured = {}, {}
-
-        def splice(x: torch.Tensor, hook: object) -> torch.Tensor:
-            with torch.no_grad():
-                f = up.encode(x)
-                err = x - up.decode(f)
-            leaves["f"], leaves["err"] = f.requires_grad_(), err.requires_grad_()
-            return up.decode(leaves["f"]) + leaves["err"]
+        leaves: dict[str, torch.Tensor] = {}
+        captured: dict[str, torch.Tensor] = {}
 
         def capture(x: torch.Tensor, hook: object) -> None:
             captured["x"] = x
 
-        with self.lm.model.hooks(fwd_hooks=[(up.hook, splice), (down.hook, capture)]):
+        with self.lm.model.hooks(fwd_hooks=[(up.hook, _leaf_splice(up, leaves)), (down.hook, capture)]):
             self.lm.model(self.data.clean, stop_at_layer=down.layer + 1)
         x = captured["x"]
         f_down = down.encode(x)
@@ -245,6 +227,20 @@ class FeatureEvaluator:
         with torch.no_grad(), self.lm.model.hooks(fwd_hooks=[(down.hook, patch)]):
             resid = self.lm.model(self.data.clean, stop_at_layer=self.lm.model.cfg.n_layers)
             return 1 - (logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors) / self.full).item()
+
+
+def _leaf_splice(d: Dictionary, leaves: dict[str, torch.Tensor]) -> Callable:
+    """A hook splicing `d` in as `decode(f) + err` with f and err fresh leaves (put in `leaves`), so gradients stop
+    there: the metric's partial derivatives at the dictionary's nodes."""
+
+    def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
+        with torch.no_grad():
+            f = d.encode(x)
+            err = x - d.decode(f)
+        leaves["f"], leaves["err"] = f.requires_grad_(), err.requires_grad_()
+        return d.decode(leaves["f"]) + leaves["err"]
+
+    return hook
 
 
 def _order(node: Node) -> tuple[int, int]:

@@ -99,20 +99,33 @@ def discover(spec: JobSpec, on_run: Callable[[Run], None], existing: Callable[[s
     done: list[Run] = []
     for name, ev in evaluators.items():
         for method in spec.methods:
-            parent: Run | None = None
-            for threshold in sorted(set(spec.thresholds), reverse=True):
-                rid = run_id(lm.name, name, method, spec.ablation, METRIC, threshold)
-                stored = existing(rid)
-                if stored is not None:
-                    reporter.note(f"skipped {lm.name}/{name}@{threshold:g} ({method}): already in the catalog")
-                    parent = stored
-                    continue
-                run = _one_run(spec, lm, ev, evaluators, method, threshold, parent if spec.nested else None, reporter)
-                on_run(run)
-                reporter.note(f"wrote {run.id} {lm.name}/{name}@{threshold:g} ({method}): {len(run.components) - 2} nodes, "
-                              f"{len(run.edges)} edges, faithfulness {run.faithfulness:.3f}")
-                done.append(run)
-                parent = run
+            def make(threshold: float, parent: Run | None, ev: Evaluator = ev, method: str = method) -> Run:
+                return _one_run(spec, lm, ev, evaluators, method, threshold, parent if spec.nested else None, reporter)
+
+            done += ladder(lm.name, name, method, spec.ablation, spec.thresholds, make, on_run, existing, reporter,
+                           lambda run: f"{len(run.components) - 2} nodes")
+    return done
+
+
+def ladder(model: str, task: str, method: str, ablation: str, thresholds: list[float],
+           make: Callable[[float, Run | None], Run], on_run: Callable[[Run], None],
+           existing: Callable[[str], Run | None], reporter: Reporter, size: Callable[[Run], str]) -> list[Run]:
+    """One threshold ladder, strictest first: a stored run is skipped (and still serves as the next one's parent);
+    any other is made from its parent, handed to `on_run` at once and reported."""
+    done: list[Run] = []
+    parent: Run | None = None
+    for threshold in sorted(set(thresholds), reverse=True):
+        label = f"{model}/{task}@{threshold:g} ({method})"
+        stored = existing(run_id(model, task, method, ablation, METRIC, threshold))
+        if stored is not None:
+            reporter.note(f"skipped {label}: already in the catalog")
+            parent = stored
+            continue
+        run = make(threshold, parent)
+        on_run(run)
+        reporter.note(f"wrote {run.id} {label}: {size(run)}, {len(run.edges)} edges, faithfulness {run.faithfulness:.3f}")
+        done.append(run)
+        parent = run
     return done
 
 

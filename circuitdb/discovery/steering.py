@@ -64,7 +64,7 @@ def build(lm: LoadedModel, layer: int, plus: list[torch.Tensor], minus: list[tor
     return mean_last(lm, plus, layer) - mean_last(lm, minus, layer)
 
 
-def _check(vector: torch.Tensor, layer: int, dictionary: Dictionary) -> None:
+def _check(layer: int, dictionary: Dictionary) -> None:
     """A vector can only be explained by a dictionary of the same residual stream."""
     if not dictionary.hook.endswith("hook_resid_pre") or dictionary.layer != layer:
         raise CircuitdbError(f"the vector lives in the residual stream entering block {layer}; dictionary {dictionary.name} "
@@ -80,7 +80,7 @@ def decompose(vector: torch.Tensor | list[float], layer: int, dictionary: Dictio
     """OMP with `k` unit decoder directions (coefficients least-squares refit each step), and the encoder read-out
     (v @ W_enc) whose top-k directions, least-squares fitted, give the encoder's cosine."""
     vector = torch.as_tensor(vector, dtype=torch.float32)
-    _check(vector, layer, dictionary)
+    _check(layer, dictionary)
     if not 1 <= k <= dictionary.size:
         raise CircuitdbError(f"--top-k must be in 1..{dictionary.size}, got {k}")
     atoms = dictionary.directions  # [F, d]
