@@ -1,4 +1,5 @@
-"""Rich progress bars for long jobs: drawn on a terminal, silent when output is piped."""
+"""Progress for long work, without torch: `Reporter` is the protocol jobs call (silent), `RichReporter` the CLI's bars
+(drawn on a terminal, silent when output is piped)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from circuitdb.discovery.jobs import Reporter
+
+class Reporter:
+    """Progress callbacks a job calls; this one stays silent (tests, library use)."""
+
+    def start(self, label: str, total: int | None = None) -> Callable[[int], None]:
+        """A new piece of work; returns `advance(n)`."""
+        return lambda n: None
+
+    def note(self, text: str) -> None:
+        """A line of news (a run written, a run skipped)."""
 
 
 class RichReporter(Reporter):

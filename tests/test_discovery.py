@@ -16,7 +16,8 @@ from circuitdb.discovery.ablation import Masks, activations, embed, logit_diff, 
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import all_edges, mask_names, names_mask
-from circuitdb.discovery.jobs import JobSpec, Reporter, discover
+from circuitdb.discovery.jobs import JobSpec, discover
+from circuitdb.progress import Reporter
 from circuitdb.discovery.models import load_model
 from circuitdb.discovery.pruning import _without, prune, prune_plain, random_order_circuits, survival
 from circuitdb.discovery.tasks import build_task

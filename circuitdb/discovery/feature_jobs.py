@@ -15,12 +15,13 @@ import torch
 
 from circuitdb.discovery.ablation import ABLATIONS
 from circuitdb.discovery.features import FeatureEvaluator, Node, node_name, select
-from circuitdb.discovery.jobs import METRIC, Reporter, ladder, versions
+from circuitdb.discovery.jobs import METRIC, ladder, versions
 from circuitdb.discovery.models import LoadedModel, load_model
 from circuitdb.discovery.sae import Dictionary, load_dictionary
 from circuitdb.discovery.tasks import build_task
 from circuitdb.domain import Edge, Run, check_threshold
 from circuitdb.errors import CircuitdbError
+from circuitdb.progress import Reporter
 
 
 @dataclass

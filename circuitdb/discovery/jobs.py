@@ -21,20 +21,11 @@ from circuitdb.discovery.pruning import member_scores, prune, survival
 from circuitdb.discovery.tasks import build_task
 from circuitdb.domain import Edge, Run, check_threshold, parse_component, run_id
 from circuitdb.errors import CircuitdbError
+from circuitdb.progress import Reporter
 
 METHODS = ("prune", "eap", "eap-ig")
 EDGE_METHODS = ("path", "eap", "eap-ig", "none")
 METRIC = "logit_diff"
-
-
-class Reporter:
-    """Progress callbacks; the CLI's subclass draws rich progress bars, this one stays silent."""
-
-    def start(self, label: str, total: int | None = None) -> Callable[[int], None]:
-        return lambda n: None
-
-    def note(self, text: str) -> None:
-        """A line of news (a run written, a run skipped)."""
 
 
 @dataclass
