@@ -284,8 +284,8 @@ def raw_kuzu_copy(path: Path, tables: list[RunTables]) -> float:
 
 def check_counts(catalog: Catalog, cfg: Config) -> None:
     """The catalog holds exactly the generated runs, memberships and edges."""
-    got = catalog.query("MATCH ()-[e:EDGE]->() RETURN count(e) AS n")[0]["n"]
-    members = catalog.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n")[0]["n"]
+    got = catalog.query("MATCH ()-[e:EDGE]->() RETURN count(e) AS n").records()[0]["n"]
+    members = catalog.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n").records()[0]["n"]
     runs = len(catalog.runs())
     want = (cfg.runs, cfg.runs * cfg.members_per_run, cfg.runs * cfg.edges_per_run)
     if (runs, members, got) != want:
@@ -327,8 +327,8 @@ def describe_overlaps(catalog: Catalog, ids: list[str]) -> str:
     """Sizes of the results, to show the queries have real work to do."""
     four = Selection(run_ids=tuple(ids[:4]))
     regions = catalog.venn(four).regions
-    _, diff = catalog.diff(Selection(run_ids=tuple(ids[:2])))
-    return (f"shared(4 runs) = {len(catalog.shared(four))} components; venn(4 runs) regions = "
+    diff = catalog.diff(Selection(run_ids=tuple(ids[:2]))).rows
+    return (f"shared(4 runs) = {len(catalog.shared(four).members)} components; venn(4 runs) regions = "
             f"{dict(zip(regions['region'], regions['count']))}; diff(2 runs) = {diff['side'].value_counts().to_dict()}")
 
 

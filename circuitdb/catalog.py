@@ -1,23 +1,32 @@
-"""`Catalog`: the Python API that the CLI mirrors one to one (open a store, add runs, ask cross-circuit questions)."""
+"""`Catalog`: THE Python API. Every CLI command calls one of its methods (the method is named after the command:
+`circuitdb features match` is `Catalog.features_match`) and renders the result object it returns.
+
+Discovery methods import torch lazily, so opening a catalog and asking it questions stays torch-free.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from circuitdb.domain import Relation, Run, SteeringVector
+from circuitdb.domain import Relation, Run, SteeringVector, Task, model_named
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.features import relation_rows, steering_rows
 from circuitdb.ingest.tables import run_tables
+from circuitdb.progress import Reporter
 from circuitdb.queries import run_query
 from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
-from circuitdb.queries.overlap import Venn, diff, ladder, shared, venn
+from circuitdb.queries.overlap import diff, ladder, shared, venn
+from circuitdb.queries.results import Diff, Ladder, Rows, RunDetail, Runs, Shared, Similarity, Venn, Written, runs_title
 from circuitdb.queries.runs import fetch_run
-from circuitdb.queries.selection import RunInfo, Selection, all_runs, resolve
+from circuitdb.queries.selection import RunInfo, Selection, all_runs, labels, resolve
 from circuitdb.queries.similarity import similarity
 from circuitdb.store.base import Store, open_store
+
+IMPORT_KINDS = ("seqcont", "eap-ig", "json")
 
 
 class Catalog:
@@ -36,6 +45,11 @@ class Catalog:
         self.store.close()
 
     # writing
+    def init(self) -> Written:
+        """Create the schema if missing (idempotent); says how many runs the catalog holds."""
+        self.store.init()
+        return Written(f"catalog ready ({self.store.backend})", len(all_runs(self.store)), {"backend": self.store.backend})
+
     def add(self, runs: Run | Iterable[Run]) -> list[str]:
         """Write runs (each atomically, replacing an earlier copy with the same id); all are validated first."""
         batch = [runs] if isinstance(runs, Run) else list(runs)
@@ -53,19 +67,55 @@ class Catalog:
         """Write a steering vector and, with `kind`, replace its DECOMPOSES_INTO or SHIFTS links."""
         self.store.write_steering(steering_rows(vector, kind, links))
 
-    def delete(self, run_id: str) -> None:
-        if not self.store.delete_run(run_id):
+    def import_file(self, kind: str, path: Path | str, model: str | None = None, task: str | None = None,
+                    threshold: float | None = None, method: str | None = None, ablation: str = "mean") -> Runs:
+        """Read another tool's file (`seqcont`, `eap-ig`) or circuitdb's own export (`json`) and write its runs."""
+        if kind == "json":
+            from circuitdb.ingest.native import read_native
+
+            runs = read_native(path)
+        elif kind in IMPORT_KINDS:
+            if not model or not task:
+                raise CircuitdbError(f"importing a {kind} file needs its model and task")
+            if kind == "seqcont":
+                from circuitdb.ingest.seqcont import read_seqcont
+
+                if threshold is None:
+                    raise CircuitdbError("a seqcont file needs the threshold its circuit was found at")
+                runs = [read_seqcont(path, model_named(model), Task(task), threshold, method or "prune", ablation)]
+            else:
+                from circuitdb.ingest.eapig import read_eapig
+
+                runs = [read_eapig(path, model_named(model), Task(task), method or "eap-ig", threshold)]
+        else:
+            raise CircuitdbError(f"unknown import format {kind!r} (use {', '.join(IMPORT_KINDS)})")
+        return self._written(self.add(runs))
+
+    def delete(self, run_id: str) -> RunInfo:
+        """Remove one run (a unique id prefix of 4+ digits will do); its memberships and edges go, components stay."""
+        (info,) = self.select(Selection(run_ids=(run_id,)), maximum=1)
+        if not self.store.delete_run(info.id):
             raise CircuitdbError(f"unknown run {run_id!r}")
+        return info
 
     def has_run(self, run_id: str) -> bool:
         return bool(run_query(self.store, "run", run_id=run_id))
 
+    def stored(self, run_id: str) -> Run | None:
+        """The stored run with this exact id, or None: lets a job skip finished runs and nest under stored ones."""
+        return self.run(run_id) if self.has_run(run_id) else None
+
+    def _written(self, ids: list[str]) -> Runs:
+        return Runs(self.select(Selection(run_ids=tuple(dict.fromkeys(ids))))) if ids else Runs([])
+
     # reading
-    def runs(self, selection: Selection | None = None) -> list[RunInfo]:
+    def runs(self, selection: Selection | None = None) -> Runs:
         """All runs, or those a selection names (an empty selection result is an error)."""
-        return all_runs(self.store) if selection is None else resolve(self.store, selection)
+        empty = selection is None or selection == Selection()
+        return Runs(all_runs(self.store) if empty else resolve(self.store, selection))
 
     def select(self, selection: Selection, minimum: int = 1, maximum: int | None = None) -> list[RunInfo]:
+        """The runs a selection names, in the order asked; an error says what matched when it is not minimum..maximum."""
         return resolve(self.store, selection, minimum, maximum)
 
     def run(self, run_id: str) -> Run:
@@ -73,48 +123,262 @@ class Catalog:
         (info,) = self.select(Selection(run_ids=(run_id,)))
         return fetch_run(self.store, info.id)
 
-    def shared(self, selection: Selection, edges: bool = False) -> pd.DataFrame:
-        return shared(self.store, self.select(selection), edges)
+    def show(self, run_id: str) -> RunDetail:
+        """One run as a result: provenance, members with scores, edges with weights."""
+        from circuitdb.ingest.native import run_to_dict
 
-    def venn(self, selection: Selection, edges: bool = False) -> Venn:
-        return venn(self.store, self.select(selection, minimum=2), edges)
+        return RunDetail(run_to_dict(self.run(run_id)))
 
-    def diff(self, selection: Selection, edges: bool = False) -> tuple[list[RunInfo], pd.DataFrame]:
+    def shared(self, selection: Selection, edges: bool = False) -> Shared:
+        """Components (edges) present in every selected run, with mean and min score (weight)."""
+        runs = self.select(selection)
+        return Shared(runs, shared(self.store, runs, edges), edges)
+
+    def venn(self, selection: Selection, edges: bool = False, plot: Path | None = None) -> Venn:
+        """Venn regions of 2-4 runs, an UpSet table past that; `plot` draws it (.png/.svg)."""
+        runs = self.select(selection, minimum=2)
+        result = Venn(runs, labels(runs), venn(self.store, runs, edges), edges)
+        if plot:
+            from circuitdb.analysis.plots import venn_plot
+
+            venn_plot(result.labels, result.regions, plot, "edges" if edges else "components")
+        return result
+
+    def diff(self, selection: Selection, edges: bool = False) -> Diff:
+        """Only in A, only in B and in both, for the two selected runs in the order asked."""
         a, b = self.select(selection, minimum=2, maximum=2)
-        return [a, b], diff(self.store, a, b, edges)
+        return Diff(a, b, diff(self.store, a, b, edges), edges)
 
-    def similarity(self, selection: Selection | None = None, edges: bool = False, weighted: bool = False) -> pd.DataFrame:
-        runs = self.runs() if selection is None else self.select(selection)
+    def similarity(self, selection: Selection | None = None, edges: bool = False, weighted: bool = False,
+                   plot: Path | None = None) -> Similarity:
+        """Jaccard matrix over the selected runs (all when none is given); `plot` draws the heatmap."""
+        runs = list(self.runs(selection))
         if not runs:
             raise CircuitdbError("the catalog has no runs")
-        return similarity(self.store, runs, edges, weighted)
+        result = Similarity(runs, similarity(self.store, runs, edges, weighted), edges, weighted)
+        if plot:
+            from circuitdb.analysis.plots import heatmap
 
-    def ladder(self, model: str, task: str, methods: tuple[str, ...] = ()) -> pd.DataFrame:
-        return ladder(self.store, model, task, methods)
+            heatmap(result.matrix, plot, result.title)
+        return result
+
+    def ladder(self, model: str, task: str, methods: tuple[str, ...] = ()) -> Ladder:
+        """Per threshold of one model x task: size, members and nesting against the stricter circuit."""
+        return Ladder(model, task, ladder(self.store, model, task, methods))
 
     def circuits(self, runs: list[RunInfo]) -> tuple[list[dict], list[dict]]:
         """Membership rows and edge rows of these runs, for pictures of one circuit or an overlap."""
         ids = [r.id for r in runs]
         return run_query(self.store, "members", run_ids=ids), run_query(self.store, "edges", run_ids=ids)
 
-    def related(self, component: str, model: str | None = None, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:
-        """A component's stored relations and its co-membership in circuits."""
-        return related(self.store, resolve_component(self.store, component, model), min_weight, limit)
+    def export(self, selection: Selection, path: Path, only_shared: bool = False, top: int | None = None) -> Written:
+        """The selected runs as circuitdb JSON (.json), memberships (.csv) or a picture of 1-3 runs
+        (.dot/.gv/.svg/.png/.pdf; `only_shared` keeps what all share, `top` each run's N strongest components)."""
+        from circuitdb.analysis.circuit_graph import PICTURE_SUFFIXES, overlap_graph, strongest, to_dot, write_picture
+        from circuitdb.analysis.tables import write_table
 
-    def across(self, selection_a: Selection, selection_b: Selection) -> pd.DataFrame:
-        """Features shared by all runs of selection A, their matches in B's model, and whether B's runs share them."""
-        return across(self.store, self.select(selection_a), self.select(selection_b))
+        suffix = path.suffix.lower()
+        if suffix not in (".json", ".csv", *PICTURE_SUFFIXES):
+            raise CircuitdbError(f"{path}: export to .json, .csv or a picture ({', '.join(PICTURE_SUFFIXES)})")
+        runs = self.select(selection)
+        if suffix == ".json":
+            from circuitdb.ingest.native import dumps
+
+            path.write_text(dumps([self.run(r.id) for r in runs]))
+            return Written(f"wrote {path}", len(runs), {"path": str(path)})
+        members, edges = self.circuits(runs)
+        if top is not None:
+            members, edges = strongest(members, edges, top)
+        if suffix == ".csv":
+            write_table(pd.DataFrame(members, columns=["run", "component", "kind", "layer", "score"]), path)
+        else:
+            graph = overlap_graph(labels(runs), [r.id for r in runs], members, edges, only_shared)
+            title = ("shared: " if only_shared else "") + runs_title(runs)
+            write_picture(to_dot(graph, title), path)
+        return Written(f"wrote {path}", len(runs), {"path": str(path)})
+
+    def query(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
+        """User Cypher; with a catalog opened `read_only=True` the database itself refuses writes."""
+        rows = self.store.read(cypher, params)
+        return Rows("rows", pd.DataFrame(rows), f"{len(rows)} rows")
+
+    # discovery (torch, imported on use)
+    def discover(self, model: str, tasks: list[str], thresholds: list[float], reporter: Reporter | None = None,
+                 **options: Any) -> Runs:
+        """Find head/MLP circuits per task and threshold (options as `circuitdb discover`); each run is written as soon
+        as it is done, stored runs are skipped (and still serve as the parent of the next threshold)."""
+        from circuitdb.discovery.jobs import JobSpec, discover
+
+        spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()
+        return self._written([r.id for r in discover(spec, self.add, self.stored, reporter)])
+
+    def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
+        """Run every job of a sweep file into this catalog (all checked before the first runs)."""
+        from circuitdb.discovery.jobs import discover
+        from circuitdb.discovery.sweep import read_sweep
+
+        specs, _ = read_sweep(path)
+        return self._written([r.id for spec in specs for r in discover(spec, self.add, self.stored, reporter)])
+
+    def evaluate(self, selection: Selection, on: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
+                 save: bool = False, reporter: Reporter | None = None) -> Rows:
+        """Each selected circuit's performance on each task's data; `save` stores them as EVALUATED_ON."""
+        from circuitdb.discovery.jobs import evaluate_runs
+
+        infos = self.select(selection)
+        runs = [self.run(r.id) for r in infos]
+        rows = evaluate_runs(runs, list(on), n_prompts, seed, device, reporter)
+        if save:
+            for run in runs:
+                run.evaluations |= {r["task"]: r["performance"] for r in rows
+                                    if r["run"] == run.id and r["task"] != run.task.name}
+            self.add(runs)
+        names = dict(zip([r.id for r in infos], labels(infos)))
+        table = pd.DataFrame(rows).pivot(index="run", columns="task", values="performance")
+        table = table.loc[[r.id for r in infos]].rename(index=names).reset_index()
+        return Rows("rows", pd.DataFrame(rows), "performance of each circuit (rows) on each task's data (columns)",
+                    extra=[("table", table)])
+
+    def features_discover(self, model: str, saes: list[str], tasks: list[str], thresholds: list[float],
+                          reporter: Reporter | None = None, **options: Any) -> Runs:
+        """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""
+        from circuitdb.discovery.feature_jobs import FeatureSpec, discover_features
+
+        spec = FeatureSpec(model=model, saes=list(saes), tasks=list(tasks), thresholds=list(thresholds), **options).check()
+        return self._written([r.id for r in discover_features(spec, self.add, self.stored, reporter)])
+
+    def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
+        """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""
+        from circuitdb.discovery.models import load_model
+        from circuitdb.discovery.relations import cosine_relations
+        from circuitdb.discovery.sae import load_dictionary
+
+        lm = load_model(model)
+        n = self.add_relations(cosine_relations(lm.name, [load_dictionary(s, lm) for s in saes], cutoff, top))
+        return Written(f"cosine relations written (|cos| >= {cutoff:g})", n)
+
+    def features_match(self, models: list[str], saes: list[str], prompts: list[str], min_score: float = 0.0) -> Rows:
+        """Match each feature of model A (first model and SAE) to its best-correlated feature of model B on the same
+        prompts, and store the matches."""
+        from circuitdb.discovery.models import load_model
+        from circuitdb.discovery.relations import match_on_prompts
+        from circuitdb.discovery.sae import load_dictionary
+
+        if len(models) != 2 or len(saes) != 2:
+            raise CircuitdbError("give exactly two models and two SAEs (A's, then B's)")
+        lms = [load_model(m) for m in models]
+        dicts = [load_dictionary(s, lm) for s, lm in zip(saes, lms)]
+        if lms[0].name == lms[1].name and dicts[0].name == dicts[1].name:
+            raise CircuitdbError("matching a dictionary with itself: name one of them, e.g. --sae copy=PATH")
+        relations = match_on_prompts(lms[0], dicts[0], lms[1], dicts[1], list(prompts), min_score)
+        self.add_relations(relations)
+        frame = pd.DataFrame([{"feature": r.sender, "match": r.receiver, "correlation": r.weight} for r in relations],
+                             columns=["feature", "match", "correlation"])
+        frame = frame.sort_values(["correlation", "feature"], ascending=[False, True]).reset_index(drop=True)
+        mean = round(float(frame["correlation"].mean()), 6) if len(frame) else None
+        title = (f"{len(frame)} features of {lms[0].name}:{dicts[0].name} matched in {lms[1].name}:{dicts[1].name} "
+                 f"(mean r {mean})")
+        return Rows("matches", frame, title, {"model_a": lms[0].name, "model_b": lms[1].name, "matched": len(frame),
+                                              "mean_correlation": mean})
+
+    def features_related(self, feature: str, model: str | None = None, kinds: tuple[str, ...] = (),
+                         min_weight: float = 0.0, limit: int = 20, plot: Path | None = None) -> Rows:
+        """A feature's stored relations (cosine, match) and its co-membership in circuits, strongest first per kind;
+        `plot` draws them (Graphviz)."""
+        center = resolve_component(self.store, feature, model)
+        frame = related(self.store, center, min_weight, limit)
+        if kinds:
+            frame = frame[frame["kind"].isin(kinds)].reset_index(drop=True)
+        if plot:
+            from circuitdb.analysis.circuit_graph import relation_dot, write_picture
+
+            write_picture(relation_dot(center, frame.to_dict("records")), plot)
+        return Rows("relations", frame, f"relations of {center}", {"feature": center})
+
+    def features_across(self, selection: Selection, to_model: str | None = None, to_method: str | None = None) -> Rows:
+        """Features shared by the selected runs (model A), their matches in model B, and whether B's runs for the same
+        tasks and thresholds share the matches too."""
+        if to_model is None and len(selection.models) != 1:
+            raise CircuitdbError("give one model for A, or the model B to carry its features to")
+        b = Selection(models=(to_model or selection.models[0],), tasks=selection.tasks, thresholds=selection.thresholds,
+                      methods=(to_method,) if to_method else ())
+        frame = across(self.store, self.select(selection), self.select(b))
+        kept = int(frame["match_shared"].sum())
+        title = f"{len(frame)} features shared in A; {kept} of their matches shared in B"
+        return Rows("features", frame, title, {"shared_in_a": len(frame), "matched": int(frame["match"].notna().sum()),
+                                               "shared_in_b": kept})
+
+    def steer_build(self, name: str, model: str, layer: int, plus: str, minus: str, description: str = "",
+                    n_prompts: int = 64, seed: int = 0) -> Written:
+        """mean(PLUS) - mean(MINUS) at the last position of the residual stream entering `layer`, stored as a node."""
+        from circuitdb.discovery.models import load_model
+        from circuitdb.discovery.steering import build, prompt_groups
+
+        lm = load_model(model)
+        vector = build(lm, layer, prompt_groups(plus, lm, n_prompts, seed), prompt_groups(minus, lm, n_prompts, seed))
+        stored = SteeringVector(lm.name, name, layer, vector.tolist(), description or f"{plus} - {minus}")
+        self.add_steering(stored)
+        return Written(f"wrote steering vector {stored.id}: layer {layer}, norm {stored.norm:.3f}", 1,
+                       {"id": stored.id, "layer": layer, "norm": stored.norm})
+
+    def steer_decompose(self, name: str, model: str, sae: str, top_k: int = 8) -> Rows:
+        """Explain the vector by SAE features (k-sparse OMP fit and the encoder's read-out); store DECOMPOSES_INTO."""
+        from circuitdb.discovery.sae import load_dictionary
+        from circuitdb.discovery.steering import decompose
+
+        lm, info = self._vector(model, name)
+        dictionary = load_dictionary(sae, lm)
+        dec = decompose(info.values, info.layer, dictionary, top_k)
+        links = [{"name": f"f{dictionary.name}/{i}", "coef": c, "method": m}
+                 for m, coefs in (("omp", dec.omp), ("encoder", dec.encoder)) for i, c in coefs.items()]
+        self.add_steering(SteeringVector(lm.name, name, info.layer, info.values, info.description), "DECOMPOSES_INTO", links)
+        title = (f"{info.id} in {dictionary.name}: reconstruction cosine {dec.omp_cosine:.3f} (OMP, k={top_k}), "
+                 f"{dec.encoder_cosine:.3f} (encoder top-k)")
+        return Rows("features", pd.DataFrame(links).rename(columns={"name": "feature"}), title,
+                    {"vector": info.id, "dictionary": dictionary.name, "top_k": top_k,
+                     "omp_cosine": round(dec.omp_cosine, 6), "encoder_cosine": round(dec.encoder_cosine, 6)})
+
+    def steer_effects(self, name: str, model: str, saes: list[str], on: str, coef: float = 1.0, top: int = 10,
+                      n_prompts: int = 64, seed: int = 0) -> Rows:
+        """Add coef x vector and measure which later features change (mean at the last position); store SHIFTS."""
+        from circuitdb.discovery.sae import load_dictionary
+        from circuitdb.discovery.steering import effects, prompt_groups, shift_links
+
+        lm, info = self._vector(model, name)
+        dictionaries = [load_dictionary(s, lm) for s in saes]
+        deltas, tokens = effects(lm, info.values, info.layer, coef, prompt_groups(on, lm, n_prompts, seed), dictionaries, top)
+        links = shift_links(deltas, dictionaries, top, coef)
+        self.add_steering(SteeringVector(lm.name, name, info.layer, info.values, info.description), "SHIFTS", links)
+        rows = pd.DataFrame(links, columns=["name", "layer", "delta", "coef"]).rename(columns={"name": "feature"})
+        rising = pd.DataFrame(tokens, columns=["token", "logit_delta"])
+        return Rows("shifts", rows, f"{info.id} x {coef:g} on {on}: feature shifts", {"vector": info.id, "coef": coef, "on": on},
+                    extra=[("rising_tokens", rising)])
+
+    def _vector(self, model: str, name: str) -> tuple[Any, SteeringInfo]:
+        """(loaded model, stored vector with its values)."""
+        from circuitdb.discovery.models import load_model
+
+        lm = load_model(model)
+        return lm, self.steer_show(name, lm.name)
+
+    def steer_show(self, name: str, model: str) -> SteeringInfo:
+        """A stored steering vector with its values, decomposition and shifts."""
+        return steering(self.store, model, name)
+
+    def steer_list(self) -> Rows:
+        """All stored steering vectors (values left out)."""
+        return Rows("vectors", steering_vectors(self.store), "steering vectors")
 
     def resolve_component(self, component: str, model: str | None = None) -> str:
         """The graph id of a component named as `model/name` or by name (with `model` when ambiguous)."""
         return resolve_component(self.store, component, model)
 
-    def steering_vectors(self) -> pd.DataFrame:
-        return steering_vectors(self.store)
 
-    def steering(self, model: str, name: str) -> SteeringInfo:
-        return steering(self.store, model, name)
+def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None) -> Runs:
+    """Run a sweep file into `store`, or into the store the file names, or the default one."""
+    from circuitdb.discovery.sweep import read_sweep
 
-    def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """User Cypher; with a catalog opened `read_only=True` the database itself refuses writes."""
-        return self.store.read(cypher, params)
+    _, file_store = read_sweep(path)
+    with Catalog(store or file_store) as catalog:
+        return catalog.sweep(path, reporter)
+

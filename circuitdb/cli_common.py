@@ -1,4 +1,4 @@
-"""What every circuitdb command shares: one-line errors, the --store and --json options, tables and exact JSON."""
+"""What every circuitdb command shares: one-line errors, the --store, selection and output options, rendering results."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import click
 import pandas as pd
 
-from circuitdb.catalog import Catalog
 from circuitdb.errors import CircuitdbError
-from circuitdb.queries.selection import RunInfo, Selection, label_of
+from circuitdb.queries.results import Result
+from circuitdb.queries.selection import Selection
 
 STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
 
@@ -45,18 +45,23 @@ def store_option(f: Callable) -> Callable:
     return click.option("--store", envvar="CIRCUITDB_STORE", default=None, help=STORE_HELP)(f)
 
 
-def json_option(f: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Exact, machine-readable output.")(f)
+def output_options(f: Callable) -> Callable:
+    """`--json` (the result's exact `.to_dict()`) and `--csv` (its main table); a readable table otherwise."""
+    f = click.option("--csv", "fmt", flag_value="csv", help="The result's main table as CSV.")(f)
+    return click.option("--json", "fmt", flag_value="json", help="Exact, machine-readable output.")(f)
 
 
-def emit(data: Any, as_json: bool, table: Callable[[], None]) -> None:
-    """`--json` prints exact JSON; otherwise the readable table."""
-    if as_json:
-        from circuitdb.analysis.tables import plain
+def render(result: Result, fmt: str | None = None) -> None:
+    """Print a result as JSON, CSV or titled tables."""
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif fmt == "csv":
+        from circuitdb.analysis.tables import csv_text
 
-        click.echo(json.dumps(plain(data), indent=2))
+        click.echo(csv_text(result.frame), nl=False)
     else:
-        table()
+        for title, frame in result.tables():
+            print_frame(frame, title)
 
 
 def print_frame(frame: pd.DataFrame, title: str = "") -> None:
@@ -81,11 +86,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def existing_run(catalog: Catalog) -> Callable[[str], Any]:
-    """The stored run with this id, or None: lets a job skip finished runs and nest under stored ones."""
-    return lambda rid: catalog.run(rid) if catalog.has_run(rid) else None
-
-
 def selection_options(f: Callable) -> Callable:
     """The options every selection reads the same way."""
     for option in reversed(
@@ -105,14 +105,3 @@ def selection_options(f: Callable) -> Callable:
 
 def selection(**kw: Any) -> Selection:
     return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids")})
-
-
-def pop_selection(kw: dict[str, Any]) -> Selection:
-    sel = selection(**kw)
-    for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids"):
-        kw.pop(k)
-    return sel
-
-
-def runs_title(runs: list[RunInfo]) -> str:
-    return " | ".join(label_of(r) for r in runs)

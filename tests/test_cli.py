@@ -12,7 +12,6 @@ from click.testing import CliRunner, Result
 from conftest import wipe_neo4j
 
 from circuitdb import Catalog, Selection
-from circuitdb.analysis.tables import records
 from circuitdb.cli import main
 
 README = Path(__file__).parent.parent / "README.md"
@@ -87,11 +86,11 @@ def test_json_output_is_exact(kuzu_store: str, args: list[str]) -> None:
     data = json.loads(result.output)
     with Catalog(kuzu_store) as cat:
         if args[0] == "shared":
-            frame = cat.shared(
+            result = cat.shared(
                 Selection(tasks=tuple(args[2:-2:2] if "--edges" not in args else args[2:-3:2]), thresholds=(0.8,)),
                 edges="--edges" in args,
             )
-            assert data["edges" if "--edges" in args else "components"] == records(frame)
+            assert data == result.to_dict()
         elif args[0] == "venn":
             assert sum(r["count"] for r in data["regions"]) == len(
                 set().union(*(set(cat.run(r["id"]).components) for r in data["runs"]))
@@ -102,12 +101,12 @@ def test_json_output_is_exact(kuzu_store: str, args: list[str]) -> None:
         elif args[0] == "similarity":
             assert len(data["labels"]) == 6 and all(data["matrix"][i][i] == 1.0 for i in range(6))
         elif args[0] == "ladder":
-            assert [r["threshold"] for r in data] == [0.9, 0.8]
+            assert [r["threshold"] for r in data["thresholds"]] == [0.9, 0.8]
         elif args[0] == "runs":
-            assert sorted(r["id"] for r in data) == sorted(r.id for r in cat.runs())
-            assert set(data[0]) >= {"id", "model", "task", "method", "threshold", "faithfulness", "n_nodes", "n_edges"}
+            assert sorted(r["id"] for r in data["runs"]) == sorted(r.id for r in cat.runs())
+            assert set(data["runs"][0]) >= {"id", "model", "task", "method", "threshold", "faithfulness", "n_nodes", "n_edges"}
         else:
-            assert data == [{"n": len({c for r in cat.runs() for c in cat.run(r.id).components})}]
+            assert data == {"rows": [{"n": len({c for r in cat.runs() for c in cat.run(r.id).components})}]}
 
 
 def one_line_error(result: Result, pattern: str) -> None:

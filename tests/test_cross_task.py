@@ -27,7 +27,7 @@ def test_evaluate_scores_circuits_on_other_tasks(tmp_path: Path) -> None:
     result = runner.invoke(main, ["evaluate", "--task", "digits", "--on", "digits", "--on", "months:bare", "--prompts", "24",
                                   "--save", "--json", "--store", store])
     assert result.exit_code == 0, result.output
-    rows = {r["task"]: r["performance"] for r in json.loads(result.stdout)}
+    rows = {r["task"]: r["performance"] for r in json.loads(result.stdout)["rows"]}
     with Catalog(store) as catalog:
         (info,) = catalog.runs()
         run = catalog.run(info.id)

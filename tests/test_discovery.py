@@ -17,10 +17,10 @@ from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import all_edges, mask_names, names_mask
 from circuitdb.discovery.jobs import JobSpec, discover
-from circuitdb.progress import Reporter
 from circuitdb.discovery.models import load_model
 from circuitdb.discovery.pruning import _without, prune, prune_plain, random_order_circuits, survival
 from circuitdb.discovery.tasks import build_task
+from circuitdb.progress import Reporter
 
 torch.set_num_threads(1)
 
@@ -185,7 +185,7 @@ def test_discovered_circuits_meet_their_thresholds_and_nest(lm, tmp_path: Path) 
             assert run.edges and all(e.weight > 0 for e in run.edges)
             assert set(run.evaluations) == {"digits", "months"} - {run.task.name}
         for task in ("digits", "months"):
-            ladder = catalog.ladder("toy", task)
+            ladder = catalog.ladder("toy", task).rungs
             assert list(ladder["threshold"]) == [0.97, 0.8]
             assert bool(ladder["within_stricter"].iloc[1])  # nested: the 0.8 circuit sits inside the 0.97 one
             low = catalog.run(ladder["run"].iloc[1])
@@ -272,7 +272,7 @@ def test_failed_jobs_write_nothing(lm, tmp_path: Path) -> None:
         ]:
             with pytest.raises(CircuitdbError, match=message):
                 discover(spec, on_run=catalog.add, lm=lm)
-        assert catalog.runs() == []
+        assert len(catalog.runs()) == 0
 
 
 def test_mask_names_round_trip(lm) -> None:

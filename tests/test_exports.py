@@ -45,7 +45,7 @@ def test_overlap_graph_regions_match_the_runs(cat: Catalog) -> None:
 def test_only_shared_keeps_the_shared_subcircuit(cat: Catalog) -> None:
     runs, graph = three(cat, only_shared=True)
     shared = cat.shared(Selection(run_ids=tuple(r.id for r in runs)))
-    assert set(graph.nodes) == set(shared["component"])
+    assert set(graph.nodes) == set(shared.members["component"])
     assert all(d["region"] == 7 for *_, d in graph.edges(data=True))
 
 
@@ -80,9 +80,9 @@ def test_venn_and_upset_plots(cat: Catalog, tmp_path: Path, n_sets: int) -> None
 
 
 def test_heatmap_and_tables(cat: Catalog, tmp_path: Path) -> None:
-    matrix = cat.similarity(Selection(thresholds=(0.8,), methods=("prune",)))
+    matrix = cat.similarity(Selection(thresholds=(0.8,), methods=("prune",))).matrix
     assert heatmap(matrix, tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
-    frame = cat.shared(Selection(tasks=("numerals", "months"), thresholds=(0.8,), methods=("prune",)))
+    frame = cat.shared(Selection(tasks=("numerals", "months"), thresholds=(0.8,), methods=("prune",))).members
     back = pd.read_csv(write_table(frame, tmp_path / "t.csv"))
     assert list(back["component"]) == list(frame["component"])
     assert [r["component"] for r in json.loads(write_table(frame, tmp_path / "t.json").read_text())] == list(frame["component"])

@@ -197,10 +197,10 @@ def test_feature_queries_on_each_store(catalog: Catalog, feature_runs, dicts) ->
     relations = _feature_graph(catalog, feature_runs, dicts)
     runs_08 = [r for r in feature_runs if r.threshold == 0.8]
     expected_shared = set.intersection(*(set(r.components) for r in runs_08))
-    shared = catalog.shared(Selection(thresholds=(0.8,), methods=("sae-attr:resid2+resid3",)))
+    shared = catalog.shared(Selection(thresholds=(0.8,), methods=("sae-attr:resid2+resid3",))).members
     assert set(shared["component"]) == expected_shared
     feature = max(expected_shared - {"logits"}, key=lambda n: sum(1 for r in feature_runs if n in r.components))
-    frame = catalog.related(feature, model="toy")
+    frame = catalog.features_related(feature, model="toy", limit=50).rows
     co = frame[frame["kind"] == "co-member"]
     own = [r for r in feature_runs if feature in r.components]
     for row in co.itertuples():
@@ -210,14 +210,14 @@ def test_feature_queries_on_each_store(catalog: Catalog, feature_runs, dicts) ->
     cos = frame[frame["kind"] == "cosine"]
     expected_cos = {r.receiver if r.sender == feature else r.sender for r in relations if feature in (r.sender, r.receiver)}
     assert {o.split("/", 1)[1] for o in cos["other"]} == expected_cos and len(stored) == len(relations)
-    info = catalog.steering("toy", "m-d")
+    info = catalog.steer_show("m-d", "toy")
     assert info.decomposition.to_dict("records") == [{"feature": "fresid2/9", "method": "omp", "coef": -1.5},
                                                      {"feature": "fresid2/3", "method": "omp", "coef": 0.5}]
     assert info.shifts.to_dict("records") == [{"feature": "fresid3/5", "layer": 3, "delta": -1.0, "coef": 2.0}]
     assert info.values[:8] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0]
     catalog.add_relations(relations[:1])  # a re-run replaces its source's relations, it does not add to them
     source = relations[0].source
-    count = catalog.query("MATCH ()-[x:RELATES]->() WHERE x.source = $s RETURN count(*) AS n", {"s": source})[0]["n"]
+    count = catalog.query("MATCH ()-[x:RELATES]->() WHERE x.source = $s RETURN count(*) AS n", {"s": source}).records()[0]["n"]
     assert count == 1
 
 
@@ -230,13 +230,13 @@ def test_feature_queries_identical_on_kuzu_and_neo4j(tmp_path: Path, neo4j_url: 
         with Catalog(url) as catalog:
             _feature_graph(catalog, feature_runs, dicts)
             feature = next(n for n in feature_runs[0].components if n.startswith("fresid2/") and n != "fresid2/err")
-            info = catalog.steering("toy", "m-d")
+            info = catalog.steer_show("m-d", "toy")
             answers.append(json.dumps({
-                "related": catalog.related(feature, "toy").to_dict("records"),
-                "shared": catalog.shared(Selection(thresholds=(0.8,))).to_dict("records"),
+                "related": catalog.features_related(feature, "toy", limit=50).rows.to_dict("records"),
+                "shared": catalog.shared(Selection(thresholds=(0.8,))).members.to_dict("records"),
                 "venn": catalog.venn(Selection(thresholds=(0.9,))).regions.to_dict("records"),
                 "steering": [info.decomposition.to_dict("records"), info.shifts.to_dict("records"), info.values],
-                "vectors": catalog.steering_vectors().to_dict("records"),
+                "vectors": catalog.steer_list().rows.to_dict("records"),
             }, sort_keys=True, default=str))
     # means are summed in store order: equal to 1e-9, not bit for bit
     assert json.loads(answers[0], parse_float=lambda x: round(float(x), 9)) == \
@@ -276,7 +276,7 @@ def test_feature_cli_end_to_end_and_errors(tmp_path: Path) -> None:
         bad = _cli(*args, "--store", store)
         assert bad.exit_code == 1 and message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.output
     with Catalog(store) as catalog:  # the failed jobs wrote nothing
-        assert len(catalog.runs()) == 1 and catalog.steering_vectors().empty
+        assert len(catalog.runs()) == 1 and catalog.steer_list().rows.empty
     assert _cli("steer", "build", "md", "--model", "toy", "--layer", "2", "--plus", "months", "--minus", "digits",
                 "--store", store).exit_code == 0
     dec = _cli("steer", "decompose", "md", "--model", "toy", "--sae", "toy:resid2", "--top-k", "8", "--json", "--store", store)
@@ -326,8 +326,8 @@ def test_shared_features_carry_across_to_a_permuted_dictionary(lm, dicts, tmp_pa
         catalog.add_relations(cross_model_relations("toy", dicts[0], acts[0], "toy", other, acts[1]))
         a = Selection(models=("toy",), tasks=("digits",), thresholds=(0.8,), methods=("sae-attr:resid2",))
         b = Selection(models=("toy",), tasks=("digits",), thresholds=(0.8,), methods=("sae-attr:perm2",))
-        frame = catalog.across(a, b)
-        shared_b = set(catalog.shared(b)["component"])
+        frame = catalog.features_across(a, to_method="sae-attr:perm2").rows
+        shared_b = set(catalog.shared(b).members["component"])
     assert len(frame) >= 10 and frame["match"].notna().all()
     for row in frame.itertuples():
         assert perm[int(row.match.split("/")[1])] == int(row.feature.split("/")[1])

@@ -12,7 +12,7 @@ from conftest import wipe_neo4j
 from fixtures import METHODS, TASKS, THRESHOLDS, catalog_runs
 
 from circuitdb import Catalog, CircuitdbError, Run, Selection
-from circuitdb.analysis.tables import matrix_records, records
+from circuitdb.queries.results import records
 
 RUNS = catalog_runs()
 
@@ -61,7 +61,7 @@ def test_fixture_size(loaded: Catalog) -> None:
 def test_shared_components(loaded: Catalog, tasks: tuple[str, ...]) -> None:
     runs = [find(t, 0.8) for t in tasks]
     expected = set.intersection(*(set(r.components) for r in runs))
-    frame = loaded.shared(sel(tasks))
+    frame = loaded.shared(sel(tasks)).members
     assert set(frame["component"]) == expected
     for row in records(frame):
         scores = [r.components[row["component"]] for r in runs]
@@ -76,7 +76,7 @@ def test_shared_edges(loaded: Catalog) -> None:
     tasks = ("numerals", "numwords")
     maps = [edge_map(find(t, 0.8)) for t in tasks]
     expected = set(maps[0]) & set(maps[1])
-    frame = loaded.shared(sel(tasks), edges=True)
+    frame = loaded.shared(sel(tasks), edges=True).members
     got = {(r["sender"], r["receiver"], r["input"]): r["mean_weight"] for r in records(frame)}
     assert set(got) == expected
     for key, weight in got.items():
@@ -84,7 +84,7 @@ def test_shared_edges(loaded: Catalog) -> None:
 
 
 def test_shared_across_thresholds_of_one_task(loaded: Catalog) -> None:
-    frame = loaded.shared(Selection(tasks=("days",), methods=("eap",)))
+    frame = loaded.shared(Selection(tasks=("days",), methods=("eap",))).members
     expected = set.intersection(*(set(find("days", t, "eap").components) for t in THRESHOLDS))
     assert set(frame["component"]) == expected
 
@@ -122,7 +122,8 @@ def test_venn_edges(loaded: Catalog) -> None:
 
 def test_diff_components_and_edges(loaded: Catalog) -> None:
     a, b = find("numerals", 0.8), find("months", 0.8)
-    (ra, rb), frame = loaded.diff(sel(("numerals", "months")))
+    result = loaded.diff(sel(("numerals", "months")))
+    ra, rb, frame = result.a, result.b, result.rows
     assert (ra.id, rb.id) == (a.id, b.id)
     rows = {r["component"]: r for r in records(frame)}
     assert {n for n, r in rows.items() if r["side"] == "only_a"} == set(a.components) - set(b.components)
@@ -131,7 +132,7 @@ def test_diff_components_and_edges(loaded: Catalog) -> None:
         assert rows[name]["side"] == "both"
         if a.components[name] is not None:
             assert rows[name]["delta"] == pytest.approx(b.components[name] - a.components[name], abs=1e-9)
-    _, edges = loaded.diff(sel(("numerals", "months")), edges=True)
+    edges = loaded.diff(sel(("numerals", "months")), edges=True).rows
     ea, eb = edge_map(a), edge_map(b)
     sides = {(r["sender"], r["receiver"], r["input"]): r for r in records(edges)}
     assert {k for k, r in sides.items() if r["side"] == "both"} == set(ea) & set(eb)
@@ -152,7 +153,7 @@ def jaccard(a: dict, b: dict, weighted: bool) -> float:
 
 @pytest.mark.parametrize(("edges", "weighted"), [(False, False), (False, True), (True, False), (True, True)])
 def test_similarity_matrix(loaded: Catalog, edges: bool, weighted: bool) -> None:
-    matrix = loaded.similarity(Selection(thresholds=(0.8,), methods=("prune",)), edges=edges, weighted=weighted)
+    matrix = loaded.similarity(Selection(thresholds=(0.8,), methods=("prune",)), edges=edges, weighted=weighted).matrix
     runs = [find(t, 0.8) for t in sorted(TASKS)]  # resolve() orders by task name when no order is given
     assert list(matrix.index) == sorted(TASKS)
     for i, j in combinations(range(len(runs)), 2):
@@ -163,7 +164,7 @@ def test_similarity_matrix(loaded: Catalog, edges: bool, weighted: bool) -> None
 
 
 def test_ladder_nesting(loaded: Catalog) -> None:
-    frame = loaded.ladder("gpt2-small", "months", ("prune",))
+    frame = loaded.ladder("gpt2-small", "months", ("prune",)).rungs
     rows = records(frame)
     assert [r["threshold"] for r in rows] == list(THRESHOLDS)
     for row, threshold in zip(rows, THRESHOLDS):
@@ -211,16 +212,16 @@ def answers(cat: Catalog) -> dict:
     three = sel(("numerals", "numwords", "months"))
     return rounded(
         {
-            "runs": [r.as_dict() for r in cat.runs()],
-            "shared": records(cat.shared(three)),
-            "shared_edges": records(cat.shared(three, edges=True)),
-            "venn": cat.venn(three).as_dict(),
-            "upset": cat.venn(sel(TASKS)).as_dict(),
-            "diff": records(cat.diff(sel(("numerals", "months")))[1]),
-            "diff_edges": records(cat.diff(sel(("numerals", "months")), edges=True)[1]),
-            "similarity": matrix_records(cat.similarity(weighted=True)),
-            "similarity_edges": matrix_records(cat.similarity(edges=True)),
-            "ladder": records(cat.ladder("gpt2-small", "numerals", ("eap",))),
+            "runs": cat.runs().to_dict(),
+            "shared": cat.shared(three).to_dict(),
+            "shared_edges": cat.shared(three, edges=True).to_dict(),
+            "venn": cat.venn(three).to_dict(),
+            "upset": cat.venn(sel(TASKS)).to_dict(),
+            "diff": cat.diff(sel(("numerals", "months"))).to_dict(),
+            "diff_edges": cat.diff(sel(("numerals", "months")), edges=True).to_dict(),
+            "similarity": cat.similarity(weighted=True).to_dict(),
+            "similarity_edges": cat.similarity(edges=True).to_dict(),
+            "ladder": cat.ladder("gpt2-small", "numerals", ("eap",)).to_dict(),
         }
     )
 

@@ -26,10 +26,10 @@ def counts(cat: Catalog) -> dict[str, int]:
     """Nodes and relationships of every kind, as queries see them."""
     out = {}
     for label in ("Run", "Component", "Model", "Task"):
-        out[label] = cat.query(f"MATCH (n:{label}) RETURN count(n) AS n")[0]["n"]
-    out["INCLUDES"] = cat.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n")[0]["n"]
-    out["EDGE"] = cat.query("MATCH (:Component)-[e:EDGE]->(:Component) RETURN count(e) AS n")[0]["n"]
-    out["NESTS_IN"] = cat.query("MATCH (:Run)-[x:NESTS_IN]->(:Run) RETURN count(x) AS n")[0]["n"]
+        out[label] = cat.query(f"MATCH (n:{label}) RETURN count(n) AS n").records()[0]["n"]
+    out["INCLUDES"] = cat.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n").records()[0]["n"]
+    out["EDGE"] = cat.query("MATCH (:Component)-[e:EDGE]->(:Component) RETURN count(e) AS n").records()[0]["n"]
+    out["NESTS_IN"] = cat.query("MATCH (:Run)-[x:NESTS_IN]->(:Run) RETURN count(x) AS n").records()[0]["n"]
     return out
 
 
@@ -69,7 +69,7 @@ def test_invalid_run_in_a_batch_writes_nothing(catalog: Catalog) -> None:
     bad.edges = [*bad.edges[:5], Edge("a3.h3", "nonsense", 1.0), *bad.edges[5:]]
     with pytest.raises(CircuitdbError, match="edge 5"):
         catalog.add([good, bad])
-    assert catalog.runs() == []
+    assert len(catalog.runs()) == 0
 
 
 def test_bad_row_at_10000_rolls_back_the_whole_run(catalog: Catalog) -> None:

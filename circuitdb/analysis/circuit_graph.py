@@ -13,6 +13,7 @@ from circuitdb.errors import CircuitdbError
 # one colour per Venn region of up to 3 sets (bit i = set i), ColorBrewer Set2/Pastel-like
 REGION_COLOURS = {1: "#8dd3c7", 2: "#fdb462", 3: "#b3de69", 4: "#bebada", 5: "#80b1d3", 6: "#fccde5", 7: "#fb8072"}
 SINGLE_COLOUR = "#cfe2f3"
+PICTURE_SUFFIXES = (".dot", ".gv", ".svg", ".png", ".pdf")
 
 
 def overlap_graph(
@@ -129,11 +130,11 @@ def relation_dot(center: str, relations: list[dict]) -> graphviz.Graph:
 def write_picture(dot: graphviz.Digraph | graphviz.Graph, path: Path) -> Path:
     """Write DOT text (`.dot`/`.gv`, no binary needed) or render SVG/PNG/PDF with Graphviz's `dot`."""
     suffix = path.suffix.lower().lstrip(".")
+    if f".{suffix}" not in PICTURE_SUFFIXES:
+        raise CircuitdbError(f"{path}: picture format must be {', '.join(PICTURE_SUFFIXES)}")
     if suffix in ("dot", "gv"):
         path.write_text(dot.source)
         return path
-    if suffix not in ("svg", "png", "pdf"):
-        raise CircuitdbError(f"{path}: picture format must be .dot, .gv, .svg, .png or .pdf")
     try:
         path.write_bytes(dot.pipe(format=suffix))
     except graphviz.ExecutableNotFound:

@@ -47,7 +47,7 @@ def match_features(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     T token positions: (index `[Fa]`, correlation `[Fa]`); features never active correlate 0."""
     za, zb = a - a.mean(0), b - b.mean(0)
     norm_a, norm_b = za.norm(dim=0), zb.norm(dim=0)
-    corr = (za.T @ zb) / (norm_a[:, None] * norm_b[None, :]).clamp_min(1e-12)
+    corr = ((za.T @ zb) / (norm_a[:, None] * norm_b[None, :]).clamp_min(1e-12)).clamp(-1, 1)  # float32 may overshoot 1
     corr[norm_a == 0] = 0
     corr[:, norm_b == 0] = 0
     score, index = corr.max(dim=1)

@@ -18,8 +18,9 @@ import torch
 from sae_lens import SAE, StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 
-from circuitdb.discovery.models import LoadedModel, hub_unavailable
+from circuitdb.discovery.models import LoadedModel, hub_unavailable, load_model
 from circuitdb.errors import CircuitdbError
+from circuitdb.progress import Reporter
 
 TOY_SAE_DIR = Path(__file__).parent / "data" / "toy_sae"
 TOY_LAYERS = (2, 3)  # residual stream entering these blocks; the toy model's task heads sit in layers 1-3
@@ -216,3 +217,15 @@ def train_toy_saes(lm: LoadedModel, seed: int = 0, folder: Path = TOY_SAE_DIR,
         save_dictionary(dictionary, report, folder / dictionary.name)
         reports.append(report)
     return reports
+
+
+def train_and_save_saes(model: str = "toy", seed: int = 0, folder: Path | None = None,
+                        reporter: Reporter | None = None) -> list[dict]:
+    """`toy train-sae`: retrain the toy SAEs of `model` into `folder` (default: the shipped ones, for the toy model only);
+    each report names its folder."""
+    if model != "toy" and folder is None:
+        raise CircuitdbError("give -o FOLDER for another model's SAEs (the shipped ones belong to the toy model)")
+    folder = folder or TOY_SAE_DIR
+    advance = (reporter or Reporter()).start("training the toy SAEs")
+    reports = train_toy_saes(load_model(model), seed, folder, lambda step, total: advance(1))
+    return [{**r, "folder": folder / f"resid{r['layer']}"} for r in reports]

@@ -133,3 +133,10 @@ def effects(lm: LoadedModel, vector: torch.Tensor | list[float], layer: int, coe
     rising = (logit_delta / count).topk(top)
     codec_words = [lm.codec.decode([i]) for i in rising.indices.tolist()]
     return {n: v / count for n, v in deltas.items()}, list(zip(codec_words, [round(v, 4) for v in rising.values.tolist()]))
+
+
+def shift_links(deltas: dict[str, torch.Tensor], dictionaries: list[Dictionary], top: int, coef: float) -> list[dict]:
+    """The `top` most shifted features per dictionary as SHIFTS link rows (name, delta, layer, coef)."""
+    layers = {d.name: d.layer for d in dictionaries}
+    return [{"name": f"f{name}/{i}", "delta": round(delta[i].item(), 6), "layer": layers[name], "coef": coef}
+            for name, delta in deltas.items() for i in delta.abs().topk(min(top, delta.numel())).indices.tolist()]

@@ -19,6 +19,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from circuitdb.discovery.codec import WordCodec
 from circuitdb.discovery.tasks.sequences import NAMES, PUNCTUATION, SEQUENCES, TEMPLATES, VERBS, WORDS, fillers, render
 from circuitdb.errors import CircuitdbError
+from circuitdb.progress import Reporter
 
 TOY_NAME = "toy-seqcont"
 TOY_PATH = Path(__file__).parent / "data" / "toy_seqcont.pt"
@@ -254,3 +255,12 @@ def load_toy(path: Path | None = None) -> tuple[HookedTransformer, WordCodec, di
         raise CircuitdbError(f"toy model {path} is unreadable ({reason}): run `circuitdb toy train`") from exc
     model.eval()
     return model, codec, report
+
+
+def train_and_save(seed: int = 0, path: Path | None = None, reporter: Reporter | None = None) -> tuple[Path, dict]:
+    """`toy train`: retrain the toy model and save it to `path` (default: the shipped checkpoint)."""
+    advance = (reporter or Reporter()).start("training the toy model")
+    model, codec, report = train_toy(seed, progress=lambda step, total, accuracy: advance(1))
+    path = path or TOY_PATH
+    save_toy(model, codec, report, path)
+    return path, report

@@ -10,6 +10,7 @@ import pandas as pd
 from circuitdb.domain import canonical, component_id, parse_component
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries import run_query
+from circuitdb.queries.results import Result, Table, records
 from circuitdb.queries.selection import RunInfo
 from circuitdb.store.base import Store
 
@@ -57,8 +58,8 @@ def related(store: Store, component: str, min_weight: float = 0.0, limit: int = 
 
 
 @dataclass
-class SteeringInfo:
-    """A stored steering vector with its decomposition and shifts."""
+class SteeringInfo(Result):
+    """A stored steering vector with its values, decomposition and shifts (`steer show`)."""
 
     id: str
     model: str
@@ -69,6 +70,14 @@ class SteeringInfo:
     values: list[float]
     decomposition: pd.DataFrame
     shifts: pd.DataFrame
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "layer": self.layer, "description": self.description, "norm": self.norm,
+                "decomposition": records(self.decomposition), "shifts": records(self.shifts)}
+
+    def tables(self) -> list[Table]:
+        title = f"{self.id} (layer {self.layer}, norm {self.norm:.3f}): {self.description}"
+        return [(title, self.decomposition), ("shifts", self.shifts)]
 
 
 def steering_vectors(store: Store) -> pd.DataFrame:

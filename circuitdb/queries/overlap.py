@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from circuitdb.domain import parse_component
@@ -54,29 +52,9 @@ def shared(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFra
     return _frame(rows, ["component", "kind", "layer", "mean_score", "min_score"], False)
 
 
-@dataclass
-class Venn:
-    """Venn regions of 2-4 runs (all regions, empty ones too) or, past 4, the UpSet table of non-empty ones."""
-
-    runs: list[RunInfo]
-    labels: list[str]
-    regions: pd.DataFrame  # region (bitmask over runs, bit i = run i), sets, count, members
-    edges: bool
-
-    @property
-    def upset(self) -> bool:
-        return len(self.runs) > 4
-
-    def as_dict(self) -> dict:
-        return {
-            "runs": [{"id": r.id, "label": lab} for r, lab in zip(self.runs, self.labels)],
-            "kind": "edges" if self.edges else "components",
-            "regions": self.regions.to_dict(orient="records"),
-        }
-
-
-def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> Venn:
-    """Which members fall in which region of the runs' Venn diagram."""
+def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFrame:
+    """Which members fall in which region of the runs' Venn diagram: region (bitmask, bit i = run i), sets, count,
+    members; every region for 2-4 runs, the non-empty ones by size (an UpSet table) past that."""
     if len(runs) < 2:
         raise CircuitdbError("venn needs at least 2 runs")
     bit = {r.id: 1 << i for i, r in enumerate(runs)}
@@ -103,7 +81,7 @@ def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> Venn:
     frame = pd.DataFrame(table, columns=["region", "sets", "count", "members"])
     if len(runs) > 4:
         frame = frame.sort_values(["count", "region"], ascending=[False, True]).reset_index(drop=True)
-    return Venn(runs, names, frame, edges)
+    return frame
 
 
 def diff(store: Store, run_a: RunInfo, run_b: RunInfo, edges: bool = False) -> pd.DataFrame:

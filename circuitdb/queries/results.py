@@ -1,0 +1,224 @@
+"""What the catalog answers: small result objects, each with `.to_dict()` (the exact JSON that `--json` prints, stable
+keys) and `.tables()` (titled tables for a terminal or CSV). The CLI renders these and nothing else."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from circuitdb.queries.selection import RunInfo, label_of
+
+Table = tuple[str, pd.DataFrame]
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe Python value: NaN becomes null, numpy scalars become Python numbers, sets become sorted lists."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        items = sorted(value) if isinstance(value, set) else value
+        return [plain(v) for v in items]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a DataFrame as plain dicts (the `--json` form of a table)."""
+    return [plain(row) for row in frame.to_dict(orient="records")]
+
+
+def runs_title(runs: list[RunInfo]) -> str:
+    return " | ".join(label_of(r) for r in runs)
+
+
+class Result:
+    """Base of every answer: `to_dict()` for JSON, `tables()` for people; `frame` is the main table (and `--csv`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def tables(self) -> list[Table]:
+        raise NotImplementedError
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.tables()[0][1]
+
+
+@dataclass
+class Runs(Result):
+    """Runs of the catalog (`runs`), or the runs a write produced (`import`, `discover`)."""
+
+    runs: list[RunInfo]
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain({"runs": [r.as_dict() for r in self.runs]})
+
+    def tables(self) -> list[Table]:
+        frame = pd.DataFrame([r.as_dict() for r in self.runs], columns=list(RunInfo.__dataclass_fields__))
+        return [(f"{len(self.runs)} runs", frame.drop(columns=["created_at"]))]
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self.runs]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __iter__(self) -> Iterator[RunInfo]:
+        return iter(self.runs)
+
+    def __getitem__(self, i: int) -> RunInfo:
+        return self.runs[i]
+
+
+@dataclass
+class RunDetail(Result):
+    """One whole run (`show`): provenance, members with scores, edges with weights."""
+
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(self.data)
+
+    def tables(self) -> list[Table]:
+        head = {k: v for k, v in self.data.items() if k not in ("components", "edges")}
+        out = [("components", pd.DataFrame(self.data["components"], columns=["name", "score"])),
+               ("run", pd.DataFrame({"field": list(head), "value": [str(v) for v in head.values()]}))]
+        if self.data["edges"]:
+            out.append(("edges", pd.DataFrame(self.data["edges"], columns=["sender", "receiver", "input", "weight"])))
+        return out
+
+
+@dataclass
+class Shared(Result):
+    """Components (or edges) present in every selected run, with mean and min score."""
+
+    runs: list[RunInfo]
+    members: pd.DataFrame
+    edges: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": plain([r.as_dict() for r in self.runs]), "edges" if self.edges else "components": records(self.members)}
+
+    def tables(self) -> list[Table]:
+        return [(f"shared by {runs_title(self.runs)}: {len(self.members)}", self.members)]
+
+
+@dataclass
+class Venn(Result):
+    """Venn regions of 2-4 runs (all regions, empty ones too) or, past 4, the UpSet table of non-empty ones."""
+
+    runs: list[RunInfo]
+    labels: list[str]
+    regions: pd.DataFrame  # region (bitmask over runs, bit i = run i), sets, count, members
+    edges: bool
+
+    @property
+    def upset(self) -> bool:
+        return len(self.runs) > 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runs": [{"id": r.id, "label": lab} for r, lab in zip(self.runs, self.labels)],
+            "kind": "edges" if self.edges else "components",
+            "regions": records(self.regions),
+        }
+
+    def tables(self) -> list[Table]:
+        return [(("UpSet" if self.upset else "Venn") + f": {', '.join(self.labels)}", self.regions)]
+
+
+@dataclass
+class Diff(Result):
+    """Only in A, only in B, in both, with each side's score (weight) and the delta B - A."""
+
+    a: RunInfo
+    b: RunInfo
+    rows: pd.DataFrame
+    edges: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": plain(self.a.as_dict()), "b": plain(self.b.as_dict()), "rows": records(self.rows)}
+
+    def tables(self) -> list[Table]:
+        return [(f"A = {label_of(self.a)}   B = {label_of(self.b)}", self.rows)]
+
+
+@dataclass
+class Similarity(Result):
+    """A labelled square Jaccard matrix (of component or edge sets; weighted: sum min / sum max of |score|)."""
+
+    runs: list[RunInfo]
+    matrix: pd.DataFrame
+    edges: bool = False
+    weighted: bool = False
+
+    @property
+    def title(self) -> str:
+        return ("weighted " if self.weighted else "") + "Jaccard of " + ("edges" if self.edges else "components")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": list(self.matrix.index), "run_ids": [r.id for r in self.runs],
+                "matrix": plain(self.matrix.to_numpy().tolist())}
+
+    def tables(self) -> list[Table]:
+        return [(self.title, self.matrix.reset_index(names=""))]
+
+
+@dataclass
+class Ladder(Result):
+    """Per threshold of one model x task: size, members, and nesting against the stricter circuit."""
+
+    model: str
+    task: str
+    rungs: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "task": self.task, "thresholds": records(self.rungs)}
+
+    def tables(self) -> list[Table]:
+        return [(f"{self.model}/{self.task}", self.rungs)]
+
+
+@dataclass
+class Rows(Result):
+    """A plain table under one JSON key, with optional scalar facts beside it (user Cypher, cross-task scores, ...)."""
+
+    key: str
+    rows: pd.DataFrame
+    title: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+    extra: list[Table] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**plain(self.facts), self.key: records(self.rows), **{k: records(v) for k, v in self.extra}}
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as plain dicts."""
+        return records(self.rows)
+
+    def tables(self) -> list[Table]:
+        return [(self.title, self.rows), *self.extra]
+
+
+@dataclass
+class Written(Result):
+    """What a write did: how many things of what kind went where (an export, relations, a steering vector)."""
+
+    what: str
+    count: int
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain({"what": self.what, "count": self.count, **self.facts})
+
+    def tables(self) -> list[Table]:
+        return [(self.what, pd.DataFrame([self.to_dict()]))]
