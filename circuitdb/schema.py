@@ -89,15 +89,17 @@ def kuzu_ddl() -> list[str]:
     ]
 
 
-def neo4j_schema() -> dict[str, str]:
-    """Constraint and index names -> idempotent statements creating them; ingest MERGEs on the constrained keys."""
-    out = {n.constraint: f"CREATE CONSTRAINT {n.constraint} IF NOT EXISTS FOR (n:{n.label}) REQUIRE n.id IS UNIQUE"
-           for n in NODES.values()}
+def neo4j_schema() -> dict[str, dict[str, str]]:
+    """Idempotent statements by name, under "CONSTRAINTS" and "INDEXES" (what SHOW lists them as); ingest MERGEs on
+    the constrained keys."""
+    constraints = {n.constraint: f"CREATE CONSTRAINT {n.constraint} IF NOT EXISTS FOR (n:{n.label}) REQUIRE n.id IS UNIQUE"
+                   for n in NODES.values()}
+    indexes = {}
     for index in INDEXES:
         pattern = f"(n:{index.table})" if index.table in NODES else f"()-[n:{index.table}]-()"
         on = ", ".join(f"n.{p}" for p in index.properties)
-        out[index.name] = f"CREATE INDEX {index.name} IF NOT EXISTS FOR {pattern} ON ({on})"
-    return out
+        indexes[index.name] = f"CREATE INDEX {index.name} IF NOT EXISTS FOR {pattern} ON ({on})"
+    return {"CONSTRAINTS": constraints, "INDEXES": indexes}
 
 
 def node_arrow_schema(label: str) -> pa.Schema:

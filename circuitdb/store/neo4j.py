@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from circuitdb.store.writes import (
 )
 
 BATCH = 10_000
+SCHEMA_WAIT_S = 30  # how long to wait for another process's schema transaction, as the driver does for retries
 
 CREATE_INCLUDES = (
     "MATCH (r:Run {id: $id}) UNWIND $rows AS row MATCH (c:Component {id: row.to}) "
@@ -38,7 +40,6 @@ CREATE_EDGES = (
     "UNWIND range(0, size($src) - 1) AS i WITH nodes[$src[i]] AS a, nodes[$dst[i]] AS b, i "
     "CREATE (a)-[:EDGE {run_id: $id, weight: $weight[i], input: $input[i]}]->(b) RETURN count(*) AS n"
 )
-SCHEMA_NAMES = [f"SHOW {kind} YIELD name RETURN collect(name) AS names" for kind in ("CONSTRAINTS", "INDEXES")]
 
 
 def _batches(table: pa.Table) -> list[list[dict]]:
@@ -48,6 +49,15 @@ def _batches(table: pa.Table) -> list[list[dict]]:
 def _steps(tx: neo4j.ManagedTransaction, steps: Steps) -> Any:
     """Run shared write steps inside a managed transaction (re-created, so idempotent, on every retry)."""
     return run_steps(steps, lambda cypher, params: tx.run(cypher, params).data())
+
+
+def _missing_schema(tx: neo4j.ManagedTransaction) -> list[str]:
+    """The statements creating the constraints and indexes not yet on the server (a cheap read; usually none)."""
+    missing = []
+    for kind, statements in neo4j_schema().items():
+        have = set(tx.run(f"SHOW {kind} YIELD name RETURN collect(name) AS names").single()["names"])
+        missing += [statement for name, statement in statements.items() if name not in have]
+    return missing
 
 
 def _count(tx: neo4j.ManagedTransaction, cypher: str, **params: Any) -> int:
@@ -75,28 +85,29 @@ class Neo4jStore:
             ) from None
         except ValueError as exc:
             raise StoreError(f"bad Neo4j URL {url!r}: {exc}") from None
-        if not read_only and self._missing_schema():
-            self.init()
-
-    def _schema_names(self) -> set[str]:
-        with self.driver.session() as session:
-            return session.execute_read(lambda tx: {n for q in SCHEMA_NAMES for n in tx.run(q).single()["names"]})
-
-    def _missing_schema(self) -> list[str]:
-        """Names of the constraints and indexes not yet on the server (one cheap read; usually none)."""
-        have = self._schema_names()
-        return [name for name in neo4j_schema() if name not in have]
+        if not read_only:
+            with self.driver.session() as session:
+                if session.execute_read(_missing_schema):
+                    self.init()
 
     def init(self) -> None:
-        """Create the constraints and indexes in one managed transaction: of several processes doing so at once, one
-        creates them all and the others, retried after a deadlock or refused as creating an existing rule, find them."""
-        statements = list(neo4j_schema().values())
-        try:
-            with self.driver.session() as session:
-                session.execute_write(lambda tx: [tx.run(statement).consume() for statement in statements])
-        except ClientError as exc:
-            if not exc.code.endswith("AlreadyExists") or self._missing_schema():
-                raise StoreError(f"creating the schema on Neo4j failed: {exc.message}") from None
+        """Create the missing constraints and indexes in one managed transaction. Of several processes doing so at once
+        one creates them; the others are retried after a deadlock, or, refused while its rules are being built, try
+        again until they find them there."""
+
+        def create(tx: neo4j.ManagedTransaction) -> None:
+            for statement in _missing_schema(tx):
+                tx.run(statement).consume()
+
+        deadline = time.monotonic() + SCHEMA_WAIT_S
+        while True:
+            try:
+                with self.driver.session() as session:
+                    return session.execute_write(create)
+            except ClientError as exc:
+                if not exc.code.endswith("AlreadyExists") or time.monotonic() > deadline:
+                    raise StoreError(f"creating the schema on Neo4j failed: {exc.message}") from None
+            time.sleep(0.1)
 
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
         try:

@@ -76,7 +76,7 @@ def run_steps(steps: Steps, execute: Callable[[str, dict[str, Any]], Rows]) -> A
     rows: Rows | None = None
     while True:
         try:
-            cypher, params = steps.send(rows)  # type: ignore[arg-type]
+            cypher, params = steps.send(rows)
         except StopIteration as done:
             return done.value
         rows = execute(cypher, params)
