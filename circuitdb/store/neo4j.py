@@ -91,9 +91,8 @@ class Neo4jStore:
                     self.init()
 
     def init(self) -> None:
-        """Create the missing constraints and indexes in one managed transaction. Of several processes doing so at once
-        one creates them; the others are retried after a deadlock, or, refused while its rules are being built, try
-        again until they find them there."""
+        """Create the missing constraints and indexes in one transaction; of processes racing to do so one wins, the
+        others (deadlocked, or refused while the winner builds them) try again until they find them."""
 
         def create(tx: neo4j.ManagedTransaction) -> None:
             for statement in _missing_schema(tx):

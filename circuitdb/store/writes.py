@@ -1,9 +1,5 @@
-"""The write statements of both stores, once: each write is a generator of `(cypher, params)` steps.
-
-A store runs the steps in its own transaction and sends each step's rows back into the generator, which decides on
-them (a run's children, whether a run existed). Bulk rows (a run's components, memberships and edges) are not here:
-each store has its own bulk path (COPY on Kuzu, batched UNWIND on Neo4j).
-"""
+"""The write statements of both stores, once: each write is a generator of `(cypher, params)` steps, which a store
+runs in its own transaction, sending each step's rows back. Bulk rows (components, memberships, edges) are per store."""
 
 from __future__ import annotations
 
@@ -92,11 +88,8 @@ def delete_run(run_id: str) -> Steps:
 
 
 def replace_run(tables: RunTables) -> Steps:
-    """A run's nodes and small relationships, replacing an earlier copy (its NESTS_IN children stay attached).
-
-    Model and task come first: every writer of a model then locks the model node first, so writers of one model
-    queue rather than deadlock on shared components.
-    """
+    """A run's nodes and small relationships, replacing an earlier copy (its NESTS_IN children stay attached). Model
+    first: writers of one model then queue on its node rather than deadlock on shared components."""
     rid = tables.run_id
     yield MERGE_MODEL, tables.model
     yield MERGE_TASK, tables.task
