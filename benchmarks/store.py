@@ -40,7 +40,7 @@ from circuitdb.domain import Edge, Model, Run, Task
 from circuitdb.ingest.tables import RunTables, run_tables
 from circuitdb.queries import run_query
 from circuitdb.queries.selection import Selection
-from circuitdb.store.kuzu import DDL
+from circuitdb.schema import kuzu_ddl
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 MODEL = Model("gpt2-small", 12, 12, 768, source="transformer_lens")
@@ -269,7 +269,7 @@ def raw_kuzu_copy(path: Path, tables: list[RunTables]) -> float:
     db = kuzu.Database(str(path))
     conn = kuzu.Connection(db)
     try:
-        for statement in DDL:
+        for statement in kuzu_ddl():
             conn.execute(statement)
         conn.execute("COPY Component FROM $rows", {"rows": components})
         seconds, _ = timed(lambda: conn.execute("COPY EDGE FROM $rows", {"rows": edges}))

@@ -31,13 +31,19 @@ def neo4j_url() -> Iterator[str]:
     neo4j_server.stop(proc)
 
 
-def wipe_neo4j(url: str) -> None:
-    """Empty the server's database (community edition has one) so each test starts clean."""
+def wipe_neo4j(url: str, schema: bool = False) -> None:
+    """Empty the server's database (community edition has one) so each test starts clean; `schema` drops the
+    constraints and indexes too, as on a server nobody has used yet."""
     import neo4j
 
     with neo4j.GraphDatabase.driver(url, auth=None) as driver, driver.session() as session:
         session.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS").consume()
         session.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS").consume()
+        if schema:
+            for name in session.run("SHOW CONSTRAINTS YIELD name").value():
+                session.run(f"DROP CONSTRAINT {name}").consume()
+            for name in session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name").value():
+                session.run(f"DROP INDEX {name}").consume()
 
 
 @pytest.fixture(params=["kuzu", "neo4j"])

@@ -16,7 +16,8 @@ from fixtures import catalog_runs
 
 from circuitdb import Catalog, CircuitdbError, Edge, Run
 from circuitdb.errors import StoreError
-from circuitdb.ingest.tables import run_tables
+from circuitdb.ingest.tables import COMPONENT_SCHEMA, EDGE_SCHEMA, run_tables
+from circuitdb.schema import INDEXES, NODES, RELS, neo4j_schema
 from circuitdb.store.base import open_store
 
 HERE = Path(__file__).parent
@@ -160,3 +161,25 @@ def test_store_url_errors(tmp_path: Path) -> None:
 def test_run_tables_are_deterministic() -> None:
     a, b = run_tables(catalog_runs()[0]), run_tables(catalog_runs()[0])
     assert a.run_id == b.run_id and a.edges.equals(b.edges) and a.components.equals(b.components)
+
+
+def test_stores_have_the_one_schema(store_url: str) -> None:
+    """Both stores are created from circuitdb.schema; a Neo4j server missing part of it gets it back on first use."""
+    for index in INDEXES:
+        assert set(index.properties) <= set({**NODES, **RELS}[index.table].properties)
+    assert COMPONENT_SCHEMA.names == list(NODES["Component"].properties)
+    assert EDGE_SCHEMA.names == ["from", "to", *RELS["EDGE"].properties]
+    if store_url.startswith("kuzu:"):
+        with Catalog(store_url) as cat:
+            for name, table in {**NODES, **RELS}.items():
+                columns = {r["name"]: r["type"] for r in cat.query(f"CALL table_info('{name}') RETURN *")}
+                assert columns == table.properties
+        return
+    from conftest import wipe_neo4j
+
+    wipe_neo4j(store_url, schema=True)
+    for _ in range(2):  # the first open creates it all, the second finds it there
+        with Catalog(store_url) as cat:
+            for kind, statements in neo4j_schema().items():
+                assert set(statements) <= {r["name"] for r in cat.query(f"SHOW {kind} YIELD name")}
+            cat.store.init()  # `circuitdb init` on a ready server is a no-op, not an error

@@ -8,22 +8,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from circuitdb.domain import Run, component_id, parse_component
+from circuitdb.schema import node_arrow_schema, rel_arrow_schema
 
-COMPONENT_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("model_id", pa.string()),
-        ("name", pa.string()),
-        ("kind", pa.string()),
-        ("layer", pa.int64()),
-        ("index", pa.int64()),
-        ("dictionary", pa.string()),
-    ]
-)
-INCLUDES_SCHEMA = pa.schema([("from", pa.string()), ("to", pa.string()), ("score", pa.float64())])
-EDGE_SCHEMA = pa.schema(
-    [("from", pa.string()), ("to", pa.string()), ("run_id", pa.string()), ("weight", pa.float64()), ("input", pa.string())]
-)
+COMPONENT_SCHEMA = node_arrow_schema("Component")
+INCLUDES_SCHEMA = rel_arrow_schema("INCLUDES")
+EDGE_SCHEMA = rel_arrow_schema("EDGE")
 
 
 @dataclass

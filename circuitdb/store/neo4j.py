@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import time
+from collections.abc import Callable
 from typing import Any
 
 import neo4j
@@ -13,18 +14,21 @@ from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavaila
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
+from circuitdb.schema import neo4j_schema
+from circuitdb.store.writes import (
+    MERGE_COMPONENTS,
+    Rows,
+    Steps,
+    delete_run,
+    replace_relations,
+    replace_run,
+    replace_steering,
+    run_steps,
+)
 
 BATCH = 10_000
+SCHEMA_WAIT_S = 30  # how long to wait for another process's schema transaction, as the driver does for retries
 
-DELETE_EDGES = "MATCH ()-[e:EDGE {run_id: $id}]->() WITH e LIMIT $batch DELETE e RETURN count(*) AS n"
-DELETE_RUN = "MATCH (r:Run {id: $id}) DETACH DELETE r RETURN count(*) AS n"
-MERGE_MODEL = "MERGE (m:Model {id: $id}) SET m += $props"
-MERGE_TASK = "MERGE (t:Task {id: $id}) SET t += $props"
-CREATE_RUN = (
-    "MATCH (m:Model {id: $model}), (t:Task {id: $task}) "
-    "CREATE (r:Run) SET r = $props CREATE (r)-[:ON_MODEL]->(m), (r)-[:FOR_TASK]->(t)"
-)
-MERGE_COMPONENTS = "UNWIND $rows AS row MERGE (c:Component {id: row.id}) ON CREATE SET c += row"
 CREATE_INCLUDES = (
     "MATCH (r:Run {id: $id}) UNWIND $rows AS row MATCH (c:Component {id: row.to}) "
     "CREATE (r)-[:INCLUDES {score: row.score}]->(c) RETURN count(*) AS n"
@@ -37,24 +41,27 @@ CREATE_EDGES = (
     "CREATE (a)-[:EDGE {run_id: $id, weight: $weight[i], input: $input[i]}]->(b) RETURN count(*) AS n"
 )
 
-CREATE_RELATES = (
-    "UNWIND $rows AS r MATCH (a:Component {id: r.from}), (b:Component {id: r.to}) "
-    "CREATE (a)-[:RELATES {kind: r.kind, weight: r.weight, source: r.source}]->(b)"
-)
-MERGE_VECTOR = "MERGE (s:SteeringVector {id: $id}) SET s += $props"
-CREATE_LINKS = "MATCH (s:SteeringVector {id: $id}) UNWIND $rows AS r MATCH (c:Component {id: r.to}) CREATE (s)-[x:%s]->(c) " \
-    "SET x += r REMOVE x.to"
-
-
-def schema_statements() -> list[str]:
-    """The constraints and indexes of circuitdb/schema.cypher, one statement each."""
-    text = resources.files("circuitdb").joinpath("schema.cypher").read_text()
-    lines = [line for line in text.splitlines() if not line.strip().startswith("//")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
-
 
 def _batches(table: pa.Table) -> list[list[dict]]:
     return [table.slice(i, BATCH).to_pylist() for i in range(0, table.num_rows, BATCH)]
+
+
+def _steps(tx: neo4j.ManagedTransaction, steps: Steps) -> Any:
+    """Run shared write steps inside a managed transaction (re-created, so idempotent, on every retry)."""
+    return run_steps(steps, lambda cypher, params: tx.run(cypher, params).data())
+
+
+def _missing_schema(tx: neo4j.ManagedTransaction) -> list[str]:
+    """The statements creating the constraints and indexes not yet on the server (a cheap read; usually none)."""
+    missing = []
+    for kind, statements in neo4j_schema().items():
+        have = set(tx.run(f"SHOW {kind} YIELD name RETURN collect(name) AS names").single()["names"])
+        missing += [statement for name, statement in statements.items() if name not in have]
+    return missing
+
+
+def _count(tx: neo4j.ManagedTransaction, cypher: str, **params: Any) -> int:
+    return tx.run(cypher, **params).single()["n"]
 
 
 class Neo4jStore:
@@ -79,14 +86,29 @@ class Neo4jStore:
         except ValueError as exc:
             raise StoreError(f"bad Neo4j URL {url!r}: {exc}") from None
         if not read_only:
-            self.init()
+            with self.driver.session() as session:
+                if session.execute_read(_missing_schema):
+                    self.init()
 
     def init(self) -> None:
-        with self.driver.session() as session:
-            for statement in schema_statements():
-                session.run(statement).consume()
+        """Create the missing constraints and indexes in one transaction; of processes racing to do so one wins, the
+        others (deadlocked, or refused while the winner builds them) try again until they find them."""
 
-    def read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        def create(tx: neo4j.ManagedTransaction) -> None:
+            for statement in _missing_schema(tx):
+                tx.run(statement).consume()
+
+        deadline = time.monotonic() + SCHEMA_WAIT_S
+        while True:
+            try:
+                with self.driver.session() as session:
+                    return session.execute_write(create)
+            except ClientError as exc:
+                if not exc.code.endswith("AlreadyExists") or time.monotonic() > deadline:
+                    raise StoreError(f"creating the schema on Neo4j failed: {exc.message}") from None
+            time.sleep(0.1)
+
+    def read(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
         try:
             with self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
                 return session.execute_read(lambda tx: tx.run(cypher, params or {}).data())
@@ -95,60 +117,16 @@ class Neo4jStore:
                 raise CircuitdbError("refused: the query writes, and queries run read-only") from None
             raise CircuitdbError(f"query failed on Neo4j: {exc.message}") from None
 
-    @staticmethod
-    def _count(tx: neo4j.ManagedTransaction, cypher: str, **params: Any) -> int:
-        return tx.run(cypher, **params).single()["n"]
-
-    def _delete(self, tx: neo4j.ManagedTransaction, run_id: str) -> bool:
-        while self._count(tx, DELETE_EDGES, id=run_id, batch=BATCH):
-            pass
-        return bool(self._count(tx, DELETE_RUN, id=run_id))
+    def _write(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
+        """`work` in one managed transaction, which the driver retries on transient errors (deadlocks included)."""
+        try:
+            with self.driver.session() as session:
+                return session.execute_write(work)
+        except Neo4jError as exc:
+            raise StoreError(f"{what} on Neo4j failed, nothing written: {exc.message}") from None
 
     def delete_run(self, run_id: str) -> bool:
-        with self.driver.session() as session:
-            return session.execute_write(self._delete, run_id)
-
-    def _write(self, tx: neo4j.ManagedTransaction, tables: RunTables) -> None:
-        rid = tables.run_id
-        children = [r["id"] for r in tx.run("MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id", id=rid)]
-        self._delete(tx, rid)
-        tx.run(MERGE_MODEL, id=tables.model["id"], props=_present(tables.model)).consume()
-        tx.run(MERGE_TASK, id=tables.task["id"], props=_present(tables.task)).consume()
-        tx.run(CREATE_RUN, model=tables.model["id"], task=tables.task["id"], props=_present(tables.run)).consume()
-        for rows in _batches(tables.components):
-            tx.run(MERGE_COMPONENTS, rows=[_present(r) for r in rows]).consume()
-        for rows in _batches(tables.includes):
-            made = self._count(tx, CREATE_INCLUDES, id=rid, rows=rows)
-            if made != len(rows):
-                raise StoreError(f"writing run {rid}: {len(rows) - made} membership rows name unknown components")
-        ids = tables.components.column("id")
-        for i in range(0, tables.edges.num_rows, BATCH):
-            part = tables.edges.slice(i, BATCH)
-            made = self._count(tx, CREATE_EDGES, id=rid, ids=ids.to_pylist(),
-                               src=pc.index_in(part.column("from"), value_set=ids).to_pylist(),
-                               dst=pc.index_in(part.column("to"), value_set=ids).to_pylist(),
-                               weight=part.column("weight").to_pylist(), input=part.column("input").to_pylist())
-            if made != part.num_rows:
-                raise StoreError(f"writing run {rid}: {part.num_rows - made} edge rows name unknown components")
-        for child in children:
-            tx.run("MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p)", c=child, p=rid).consume()
-        if tables.nests_in:
-            made = self._count(
-                tx,
-                "MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n",
-                c=rid,
-                p=tables.nests_in,
-            )
-            if made != 1:
-                raise StoreError(f"run {rid} nests in run {tables.nests_in}, which is not in the catalog")
-        for ev in tables.evaluations:
-            tx.run(
-                "MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task WITH t MATCH (r:Run {id: $id}) "
-                "CREATE (r)-[:EVALUATED_ON {performance: $p}]->(t)",
-                task=ev["task"],
-                id=rid,
-                p=ev["performance"],
-            ).consume()
+        return self._write(f"deleting run {run_id}", lambda tx: _steps(tx, delete_run(run_id)))
 
     def write_runs(self, batch: list[RunTables]) -> None:
         """One transaction per run: a run is the unit concurrent writers and retries work in."""
@@ -159,47 +137,34 @@ class Neo4jStore:
 
     def write_run(self, tables: RunTables) -> None:
         check_tables(tables)
-        try:
-            with self.driver.session() as session:
-                session.execute_write(self._write, tables)
-        except Neo4jError as exc:
-            raise StoreError(f"writing run {tables.run_id} to Neo4j failed, nothing written: {exc.message}") from None
+        self._write(f"writing run {tables.run_id}", lambda tx: self._write_run(tx, tables))
 
-    def _small_write(self, what: str, statements: list[tuple[str, dict[str, Any]]]) -> None:
-        """A few parameterised statements in one transaction."""
-
-        def work(tx: neo4j.ManagedTransaction) -> None:
-            for cypher, params in statements:
-                tx.run(cypher, params).consume()
-
-        try:
-            with self.driver.session() as session:
-                session.execute_write(work)
-        except Neo4jError as exc:
-            raise StoreError(f"writing {what} to Neo4j failed, nothing written: {exc.message}") from None
+    @staticmethod
+    def _write_run(tx: neo4j.ManagedTransaction, tables: RunTables) -> None:
+        """The shared run steps, then the bulk rows: components merged, memberships and edges created in batches."""
+        rid = tables.run_id
+        _steps(tx, replace_run(tables))
+        for rows in _batches(tables.components):
+            tx.run(MERGE_COMPONENTS, rows=rows).consume()
+        for rows in _batches(tables.includes):
+            made = _count(tx, CREATE_INCLUDES, id=rid, rows=rows)
+            if made != len(rows):
+                raise StoreError(f"writing run {rid}: {len(rows) - made} membership rows name unknown components")
+        ids = tables.components.column("id")
+        for i in range(0, tables.edges.num_rows, BATCH):
+            part = tables.edges.slice(i, BATCH)
+            made = _count(tx, CREATE_EDGES, id=rid, ids=ids.to_pylist(),
+                          src=pc.index_in(part.column("from"), value_set=ids).to_pylist(),
+                          dst=pc.index_in(part.column("to"), value_set=ids).to_pylist(),
+                          weight=part.column("weight").to_pylist(), input=part.column("input").to_pylist())
+            if made != part.num_rows:
+                raise StoreError(f"writing run {rid}: {part.num_rows - made} edge rows name unknown components")
 
     def write_relations(self, rows: RelationRows) -> None:
-        self._small_write("relations", [
-            ("MATCH ()-[x:RELATES]->() WHERE x.source IN $sources DELETE x", {"sources": rows.sources}),
-            (MERGE_COMPONENTS, {"rows": [_present(r) for r in rows.components]}),
-            (CREATE_RELATES, {"rows": rows.relations}),
-        ])
+        self._write("writing relations", lambda tx: _steps(tx, replace_relations(rows)))
 
     def write_steering(self, rows: SteeringRows) -> None:
-        vid = rows.vector["id"]
-        statements = [(MERGE_VECTOR, {"id": vid, "props": _present(rows.vector)})]
-        if rows.kind:
-            statements += [
-                (f"MATCH (:SteeringVector {{id: $id}})-[x:{rows.kind}]->() DELETE x", {"id": vid}),
-                (MERGE_COMPONENTS, {"rows": [_present(r) for r in rows.components]}),
-                (CREATE_LINKS % rows.kind, {"id": vid, "rows": rows.links}),
-            ]
-        self._small_write(f"steering vector {vid}", statements)
+        self._write(f"writing steering vector {rows.vector['id']}", lambda tx: _steps(tx, replace_steering(rows)))
 
     def close(self) -> None:
         self.driver.close()
-
-
-def _present(row: dict) -> dict:
-    """Neo4j stores no nulls: leave absent what is unknown (reads give null either way)."""
-    return {k: v for k, v in row.items() if v is not None}

@@ -1,0 +1,113 @@
+"""The one definition of the catalog's graph schema: Kuzu DDL, Neo4j constraints/indexes and Arrow row schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+ARROW_TYPES = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64()}
+
+
+@dataclass(frozen=True)
+class NodeTable:
+    """A node label keyed by `id`; Neo4j holds `id` unique under the constraint `constraint`."""
+
+    label: str
+    properties: dict[str, str]  # name -> Kuzu type, `id` first
+    constraint: str
+
+
+@dataclass(frozen=True)
+class RelTable:
+    """A relationship type between two node labels, with typed properties."""
+
+    type: str
+    source: str
+    target: str
+    properties: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Index:
+    """A Neo4j index on properties of a node label or relationship type (Kuzu has none besides primary keys)."""
+
+    name: str
+    table: str
+    properties: tuple[str, ...]
+
+
+NODES = {
+    n.label: n
+    for n in (
+        NodeTable("Model", {"id": "STRING", "name": "STRING", "n_layers": "INT64", "n_heads": "INT64", "d_model": "INT64",
+                            "source": "STRING"}, "model_id"),
+        NodeTable("Task", {"id": "STRING", "name": "STRING", "family": "STRING", "description": "STRING",
+                           "n_prompts": "INT64"}, "task_id"),
+        NodeTable("Run", {"id": "STRING", "method": "STRING", "ablation": "STRING", "metric": "STRING", "threshold": "DOUBLE",
+                          "faithfulness": "DOUBLE", "completeness": "DOUBLE", "n_nodes": "INT64", "n_edges": "INT64",
+                          "params": "STRING", "dataset_hash": "STRING", "seed": "INT64", "versions": "STRING",
+                          "created_at": "STRING"}, "run_id"),
+        NodeTable("Component", {"id": "STRING", "model_id": "STRING", "name": "STRING", "kind": "STRING", "layer": "INT64",
+                                "index": "INT64", "dictionary": "STRING"}, "component_id"),
+        NodeTable("SteeringVector", {"id": "STRING", "model_id": "STRING", "name": "STRING", "layer": "INT64",
+                                     "description": "STRING", "dim": "INT64", "norm": "DOUBLE", "vector": "STRING"},
+                  "steering_id"),
+    )
+}
+RELS = {
+    r.type: r
+    for r in (
+        RelTable("ON_MODEL", "Run", "Model", {}),
+        RelTable("FOR_TASK", "Run", "Task", {}),
+        RelTable("INCLUDES", "Run", "Component", {"score": "DOUBLE"}),
+        RelTable("EDGE", "Component", "Component", {"run_id": "STRING", "weight": "DOUBLE", "input": "STRING"}),
+        RelTable("NESTS_IN", "Run", "Run", {}),
+        RelTable("EVALUATED_ON", "Run", "Task", {"performance": "DOUBLE"}),
+        RelTable("RELATES", "Component", "Component", {"kind": "STRING", "weight": "DOUBLE", "source": "STRING"}),
+        RelTable("DECOMPOSES_INTO", "SteeringVector", "Component", {"coef": "DOUBLE", "method": "STRING"}),
+        RelTable("SHIFTS", "SteeringVector", "Component", {"delta": "DOUBLE", "layer": "INT64", "coef": "DOUBLE"}),
+    )
+}
+INDEXES = (
+    Index("component_kind", "Component", ("model_id", "kind")),
+    Index("run_select", "Run", ("method", "threshold")),
+    Index("edge_run", "EDGE", ("run_id",)),
+    Index("relates_kind", "RELATES", ("kind",)),
+)
+
+
+def _columns(properties: dict[str, str]) -> str:
+    return "".join(f", {name} {kind}" for name, kind in properties.items())
+
+
+def kuzu_ddl() -> list[str]:
+    """CREATE NODE/REL TABLE statements, idempotent."""
+    nodes = [f"CREATE NODE TABLE IF NOT EXISTS {n.label}({_columns(n.properties)[2:]}, PRIMARY KEY(id))" for n in NODES.values()]
+    return nodes + [
+        f"CREATE REL TABLE IF NOT EXISTS {r.type}(FROM {r.source} TO {r.target}{_columns(r.properties)})" for r in RELS.values()
+    ]
+
+
+def neo4j_schema() -> dict[str, dict[str, str]]:
+    """Idempotent statements by name, under "CONSTRAINTS" and "INDEXES" (what SHOW lists them as); ingest MERGEs on
+    the constrained keys."""
+    constraints = {n.constraint: f"CREATE CONSTRAINT {n.constraint} IF NOT EXISTS FOR (n:{n.label}) REQUIRE n.id IS UNIQUE"
+                   for n in NODES.values()}
+    indexes = {}
+    for index in INDEXES:
+        pattern = f"(n:{index.table})" if index.table in NODES else f"()-[n:{index.table}]-()"
+        on = ", ".join(f"n.{p}" for p in index.properties)
+        indexes[index.name] = f"CREATE INDEX {index.name} IF NOT EXISTS FOR {pattern} ON ({on})"
+    return {"CONSTRAINTS": constraints, "INDEXES": indexes}
+
+
+def node_arrow_schema(label: str) -> pa.Schema:
+    """Columns of a COPY into node table `label`."""
+    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in NODES[label].properties.items()])
+
+
+def rel_arrow_schema(rel_type: str) -> pa.Schema:
+    """Columns of a COPY into relationship table `rel_type`: the endpoint ids, then the properties."""
+    columns = {"from": "STRING", "to": "STRING", **RELS[rel_type].properties}
+    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns.items()])

@@ -1,0 +1,126 @@
+"""The write statements of both stores, once: each write is a generator of `(cypher, params)` steps, which a store
+runs in its own transaction, sending each step's rows back. Bulk rows (components, memberships, edges) are per store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from circuitdb.errors import StoreError
+from circuitdb.ingest.features import RelationRows, SteeringRows
+from circuitdb.ingest.tables import RunTables
+from circuitdb.schema import NODES, RELS
+
+Rows = list[dict[str, Any]]
+Steps = Generator[tuple[str, dict[str, Any]], Rows, Any]
+
+
+def _props(names: list[str], source: str) -> str:
+    """`a: $a, b: $b` (source `$`) or `a: row.a, ...` (source `row.`)."""
+    return ", ".join(f"{p}: {source}{p}" for p in names)
+
+
+def _assign(var: str, names: list[str], source: str) -> str:
+    """`n.a = $a, n.b = $b`: every property set, so a rewrite leaves no stale value."""
+    return ", ".join(f"{var}.{p} = {source}{p}" for p in names)
+
+
+def _merge_node(label: str) -> str:
+    return f"MERGE (n:{label} {{id: $id}}) SET {_assign('n', list(NODES[label].properties)[1:], '$')}"
+
+
+def _create_links(rel_type: str) -> str:
+    """Relationships of `rel_type` from the node `$id` to the components `row.to` of `$rows`."""
+    rel = RELS[rel_type]
+    return (f"UNWIND $rows AS row MATCH (a:{rel.source} {{id: $id}}), (b:Component {{id: row.to}}) "
+            f"CREATE (a)-[:{rel_type} {{{_props(list(rel.properties), 'row.')}}}]->(b)")
+
+
+MERGE_MODEL = _merge_node("Model")
+MERGE_TASK = _merge_node("Task")
+MERGE_VECTOR = _merge_node("SteeringVector")
+CREATE_RUN = (
+    f"MATCH (m:Model {{id: $model}}), (t:Task {{id: $task}}) CREATE (r:Run {{{_props(list(NODES['Run'].properties), '$')}}})"
+    "-[:ON_MODEL]->(m), (r)-[:FOR_TASK]->(t)"
+)
+MERGE_COMPONENTS = (
+    "UNWIND $rows AS row MERGE (n:Component {id: row.id}) "
+    f"ON CREATE SET {_assign('n', list(NODES['Component'].properties)[1:], 'row.')}"
+)
+CREATE_RELATES = (
+    "UNWIND $rows AS row MATCH (a:Component {id: row.from}), (b:Component {id: row.to}) "
+    f"CREATE (a)-[:RELATES {{{_props(list(RELS['RELATES'].properties), 'row.')}}}]->(b)"
+)
+CREATE_LINKS = {kind: _create_links(kind) for kind in ("DECOMPOSES_INTO", "SHIFTS")}
+RUN_EXISTS = "MATCH (r:Run {id: $id}) RETURN count(r) AS n"
+DELETE_EDGES = "MATCH ()-[e:EDGE]->() WHERE e.run_id = $id DELETE e"
+DELETE_RUN = "MATCH (r:Run {id: $id}) DETACH DELETE r"
+CHILDREN = "MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id"
+NEST = "MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n"
+EVALUATE = (
+    "MERGE (t:Task {id: $task}) ON CREATE SET t.name = $task WITH t MATCH (r:Run {id: $id}) "
+    "CREATE (r)-[:EVALUATED_ON {performance: $performance}]->(t)"
+)
+
+
+def _count(rows: Rows) -> int:
+    return rows[0]["n"] if rows else 0
+
+
+def run_steps(steps: Steps, execute: Callable[[str, dict[str, Any]], Rows]) -> Any:
+    """Execute each step with `execute`, sending its rows back; the generator's return value."""
+    rows: Rows | None = None
+    while True:
+        try:
+            cypher, params = steps.send(rows)
+        except StopIteration as done:
+            return done.value
+        rows = execute(cypher, params)
+
+
+def delete_run(run_id: str) -> Steps:
+    """Remove a run, its memberships and its edges; returns whether it existed."""
+    if not _count((yield RUN_EXISTS, {"id": run_id})):
+        return False
+    yield DELETE_EDGES, {"id": run_id}
+    yield DELETE_RUN, {"id": run_id}
+    return True
+
+
+def replace_run(tables: RunTables) -> Steps:
+    """A run's nodes and small relationships, replacing an earlier copy (its NESTS_IN children stay attached). Model
+    first: writers of one model then queue on its node rather than deadlock on shared components."""
+    rid = tables.run_id
+    yield MERGE_MODEL, tables.model
+    yield MERGE_TASK, tables.task
+    children = [r["id"] for r in (yield CHILDREN, {"id": rid})]
+    yield from delete_run(rid)
+    yield CREATE_RUN, {**tables.run, "model": tables.model["id"], "task": tables.task["id"]}
+    for child in children:
+        yield NEST, {"c": child, "p": rid}
+    if tables.nests_in and _count((yield NEST, {"c": rid, "p": tables.nests_in})) != 1:
+        raise StoreError(f"run {rid} nests in run {tables.nests_in}, which is not in the catalog")
+    for ev in tables.evaluations:
+        yield EVALUATE, {"id": rid, **ev}
+
+
+def replace_relations(rows: RelationRows) -> Steps:
+    """Relations replacing the stored ones of the same sources, components merged as needed."""
+    if rows.sources:
+        yield "MATCH ()-[x:RELATES]->() WHERE x.source IN $sources DELETE x", {"sources": rows.sources}
+    if rows.components:  # Kuzu cannot type an empty list parameter
+        yield MERGE_COMPONENTS, {"rows": rows.components}
+    if rows.relations:
+        yield CREATE_RELATES, {"rows": rows.relations}
+
+
+def replace_steering(rows: SteeringRows) -> Steps:
+    """A steering vector, and with `rows.kind` its links of that kind replaced."""
+    vid = rows.vector["id"]
+    yield MERGE_VECTOR, rows.vector
+    if rows.kind:
+        yield f"MATCH (:SteeringVector {{id: $id}})-[x:{rows.kind}]->() DELETE x", {"id": vid}
+        if rows.components:
+            yield MERGE_COMPONENTS, {"rows": rows.components}
+        if rows.links:
+            yield CREATE_LINKS[rows.kind], {"id": vid, "rows": rows.links}
