@@ -197,9 +197,12 @@ class Catalog:
             write_picture(to_dot(graph, title), path)
         return Written(f"wrote {path}", len(runs), {"path": str(path)})
 
-    def query(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
-        """User Cypher; with a catalog opened `read_only=True` the database itself refuses writes."""
-        rows = self.store.read(cypher, params)
+    def query(self, cypher: str, params: dict[str, Any] | None = None, timeout: float = 30) -> Rows:
+        """User Cypher: one statement that only reads the catalog (no writes, files, extensions or settings; the store's
+        own plan of the statement decides), stopped after `timeout` seconds."""
+        if not timeout > 0:
+            raise CircuitdbError(f"--timeout must be a positive number of seconds, got {timeout}")
+        rows = self.store.query(cypher, params, timeout)
         return Rows("rows", pd.DataFrame(rows), f"{len(rows)} rows")
 
     # discovery (torch, imported on use)
@@ -230,9 +233,8 @@ class Catalog:
         rows = evaluate_runs(runs, list(on), n_prompts, seed, device, reporter)
         if save:
             for run in runs:
-                run.evaluations |= {r["task"]: r["performance"] for r in rows
-                                    if r["run"] == run.id and r["task"] != run.task.name}
-            self.add(runs)
+                self.store.write_evaluations(run.id, [{"task": r["task"], "performance": float(r["performance"])}
+                                                      for r in rows if r["run"] == run.id and r["task"] != run.task.name])
         names = dict(zip([r.id for r in infos], labels(infos)))
         table = pd.DataFrame(rows).pivot(index="run", columns="task", values="performance")
         table = table.loc[[r.id for r in infos]].rename(index=names).reset_index()

@@ -185,12 +185,13 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 @main.command()
 @click.argument("cypher")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Cypher parameter (JSON or string).")
+@click.option("--timeout", default=30.0, show_default=True, help="Stop the query after this many seconds.")
 @store_option
 @output_options
-def query(cypher: str, params: tuple[str, ...], store: str | None, fmt: str | None) -> None:
-    """Run your own Cypher, read-only: the store refuses any write."""
+def query(cypher: str, params: tuple[str, ...], timeout: float, store: str | None, fmt: str | None) -> None:
+    """Run one read-only Cypher statement: writes, files, extensions and settings are refused."""
     with Catalog(store, read_only=True) as catalog:
-        render(catalog.query(cypher, parse_params(params)), fmt)
+        render(catalog.query(cypher, parse_params(params), timeout), fmt)
 
 
 @main.command()

@@ -27,6 +27,9 @@ class Store(Protocol):
     def write_runs(self, batch: list[RunTables]) -> None:
         """Write several runs; each is atomic (Kuzu writes the whole batch in one transaction)."""
 
+    def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
+        """Record a run's scores on other tasks ({task, performance} rows), replacing earlier scores on those tasks."""
+
     def write_relations(self, rows: RelationRows) -> None:
         """Replace the relations of `rows.sources` by `rows.relations`, atomically (components merged as needed)."""
 
@@ -35,6 +38,9 @@ class Store(Protocol):
 
     def delete_run(self, run_id: str) -> bool:
         """Remove one run and its memberships/edges; True if it existed."""
+
+    def query(self, cypher: str, params: dict[str, Any] | None = None, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """User Cypher: refused unless it is one statement that only reads the catalog; stopped after `timeout_s`."""
 
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a read query with parameters; rows as dicts keyed by the RETURN aliases."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,26 @@ from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import kuzu_ddl
-from circuitdb.store.writes import Rows, Steps, delete_run, replace_relations, replace_run, replace_steering, run_steps
+from circuitdb.store.screen import refuse_plan, screen
+from circuitdb.store.writes import (
+    Rows,
+    Steps,
+    delete_run,
+    replace_evaluations,
+    replace_relations,
+    replace_run,
+    replace_steering,
+    run_steps,
+)
+
+PLAN_OPERATOR = re.compile(r"([A-Z][A-Z_]+)\[\d+\]")
+PLAN_FUNCTION = re.compile(r"Function: (\w+)")
+# plan operators that write files, load extensions, switch databases or open transactions
+OUTSIDE_OPERATORS = {"COPY_TO", "COPY_FROM", "EXPORT_DATABASE", "IMPORT_DATABASE", "INSTALL_EXTENSION", "LOAD_EXTENSION",
+                     "ATTACH_DATABASE", "DETACH_DATABASE", "USE_DATABASE", "TRANSACTION", "STANDALONE_CALL"}
+# table functions that read the catalog itself (READ_FTABLE is Kuzu's own intermediate result); file readers are not here
+READ_FUNCTIONS = {"READ_FTABLE", "TABLE_INFO", "CURRENT_SETTING", "DB_VERSION", "STORAGE_INFO"}
+READ_FUNCTION_PREFIXES = ("SHOW_",)
 
 
 @contextmanager
@@ -69,6 +89,24 @@ class KuzuStore:
             if "read-only" in str(exc):
                 raise CircuitdbError("refused: the query writes, and this store is opened read-only") from None
             raise CircuitdbError(f"query failed on Kuzu: {exc}") from None
+
+    def query(self, cypher: str, params: dict[str, Any] | None = None, timeout_s: float = 30) -> Rows:
+        """User Cypher: one statement that only reads the catalog (by its words, then by Kuzu's plan), stopped after
+        `timeout_s` seconds."""
+        statement = screen(cypher, params)
+        plan = "".join(str(v) for row in self.read(f"EXPLAIN {statement}", params) for v in row.values())
+        refuse_plan(set(PLAN_OPERATOR.findall(plan)) & OUTSIDE_OPERATORS, "leaves the catalog")
+        functions = {f for f in PLAN_FUNCTION.findall(plan) if not f.startswith(READ_FUNCTION_PREFIXES)}
+        refuse_plan(functions - READ_FUNCTIONS, "calls a function that reads outside the catalog")
+        self.conn.set_query_timeout(int(timeout_s * 1000))
+        try:
+            return self.read(statement, params)
+        except CircuitdbError as exc:
+            if "Interrupted" in str(exc):
+                raise CircuitdbError(f"query stopped after {timeout_s:g} s (raise --timeout to let it run longer)") from None
+            raise
+        finally:
+            self.conn.set_query_timeout(0)
 
     def _rollback(self) -> None:
         """Roll back the open transaction; Kuzu has already done so itself when a statement failed."""
@@ -137,6 +175,9 @@ class KuzuStore:
                 raise
             self._exec("COMMIT")
         return result
+
+    def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
+        self._small_write(f"writing scores of run {run_id}", replace_evaluations(run_id, evaluations))
 
     def write_relations(self, rows: RelationRows) -> None:
         self._small_write("writing relations", replace_relations(rows))

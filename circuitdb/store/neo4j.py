@@ -15,11 +15,13 @@ from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import neo4j_schema
+from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.writes import (
     MERGE_COMPONENTS,
     Rows,
     Steps,
     delete_run,
+    replace_evaluations,
     replace_relations,
     replace_run,
     replace_steering,
@@ -42,6 +44,11 @@ CREATE_EDGES = (
 )
 
 
+OUTSIDE_OPERATORS = {"LoadCSV"}
+READ_PROCEDURES = {"db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization",
+                   "db.schema.nodeTypeProperties", "db.schema.relTypeProperties"}
+
+
 def _batches(table: pa.Table) -> list[list[dict]]:
     return [table.slice(i, BATCH).to_pylist() for i in range(0, table.num_rows, BATCH)]
 
@@ -58,6 +65,20 @@ def _missing_schema(tx: neo4j.ManagedTransaction) -> list[str]:
         have = set(tx.run(f"SHOW {kind} YIELD name RETURN collect(name) AS names").single()["names"])
         missing += [statement for name, statement in statements.items() if name not in have]
     return missing
+
+
+def _plan_parts(plan: dict | None) -> tuple[set[str], set[str]]:
+    """The operator types (`LoadCSV`, ...) and the procedures called anywhere in an EXPLAIN plan."""
+    operators, procedures = set(), set()
+    stack = [plan] if plan else []
+    while stack:
+        node = stack.pop()
+        operator = node["operatorType"].split("@")[0]
+        operators.add(operator)
+        if operator == "ProcedureCall":
+            procedures.add(str(node.get("args", {}).get("Details", "")).split("(")[0].strip())
+        stack += node.get("children", [])
+    return operators, procedures
 
 
 def _count(tx: neo4j.ManagedTransaction, cypher: str, **params: Any) -> int:
@@ -117,6 +138,31 @@ class Neo4jStore:
                 raise CircuitdbError("refused: the query writes, and queries run read-only") from None
             raise CircuitdbError(f"query failed on Neo4j: {exc.message}") from None
 
+    def query(self, cypher: str, params: dict[str, Any] | None = None, timeout_s: float = 30) -> Rows:
+        """User Cypher: one statement that only reads the catalog (by its words, then by the server's plan: a read
+        query type, no LOAD CSV, only schema-reading procedures), in a read transaction the server stops after
+        `timeout_s` seconds."""
+        statement = screen(cypher, params)
+        try:
+            with self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
+                summary = session.run(f"EXPLAIN {statement}", params or {}).consume()
+        except ClientError as exc:
+            raise CircuitdbError(f"query failed on Neo4j: {exc.message}") from None
+        if summary.query_type != "r":
+            what = "is a schema or server procedure" if summary.query_type == "s" else "writes"
+            raise CircuitdbError(f"refused: the query {what}, and queries only read the catalog")
+        operators, procedures = _plan_parts(summary.plan)
+        refuse_plan(operators & OUTSIDE_OPERATORS, "leaves the catalog")
+        refuse_plan(procedures - READ_PROCEDURES, "calls a procedure that is not a schema read")
+        try:
+            with self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
+                work = neo4j.unit_of_work(timeout=timeout_s)(lambda tx: tx.run(statement, params or {}).data())
+                return session.execute_read(work)
+        except ClientError as exc:
+            if "Timeout" in exc.code or "terminated" in (exc.message or ""):
+                raise CircuitdbError(f"query stopped after {timeout_s:g} s (raise --timeout to let it run longer)") from None
+            raise CircuitdbError(f"query failed on Neo4j: {exc.message}") from None
+
     def _write(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
         """`work` in one managed transaction, which the driver retries on transient errors (deadlocks included)."""
         try:
@@ -159,6 +205,9 @@ class Neo4jStore:
                           weight=part.column("weight").to_pylist(), input=part.column("input").to_pylist())
             if made != part.num_rows:
                 raise StoreError(f"writing run {rid}: {part.num_rows - made} edge rows name unknown components")
+
+    def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
+        self._write(f"writing scores of run {run_id}", lambda tx: _steps(tx, replace_evaluations(run_id, evaluations)))
 
     def write_relations(self, rows: RelationRows) -> None:
         self._write("writing relations", lambda tx: _steps(tx, replace_relations(rows)))

@@ -104,6 +104,15 @@ def replace_run(tables: RunTables) -> Steps:
         yield EVALUATE, {"id": rid, **ev}
 
 
+def replace_evaluations(run_id: str, evaluations: list[dict]) -> Steps:
+    """A run's scores on other tasks (EVALUATED_ON), replacing its earlier scores on those tasks; the run stays as it is."""
+    if not _count((yield RUN_EXISTS, {"id": run_id})):
+        raise StoreError(f"unknown run {run_id!r}")
+    for ev in evaluations:
+        yield "MATCH (:Run {id: $id})-[x:EVALUATED_ON]->(:Task {id: $task}) DELETE x", {"id": run_id, "task": ev["task"]}
+        yield EVALUATE, {"id": run_id, **ev}
+
+
 def replace_relations(rows: RelationRows) -> Steps:
     """Relations replacing the stored ones of the same sources, components merged as needed."""
     if rows.sources:

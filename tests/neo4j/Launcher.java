@@ -40,6 +40,8 @@ public final class Launcher {
                 .withConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", 0))
                 .withConfig(GraphDatabaseSettings.auth_enabled, false)
                 .withConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(64))
+                // as docker-compose.yml: LOAD CSV may not read the server's files
+                .withConfig(GraphDatabaseSettings.allow_file_urls, false)
                 // Bolt's netty shutdown otherwise waits a multi-second quiet period.
                 .withConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 0)
                 .withConfig(GraphDatabaseInternalSettings.netty_server_shutdown_timeout, Duration.ofSeconds(2))
