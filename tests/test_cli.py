@@ -105,7 +105,7 @@ def test_errors_are_one_line_and_write_nothing(kuzu_store: str, workdir: Path) -
     one_line_error(cli("shared", "--task", "months", "--threshold", "1.5"), r"threshold must be in \(0, 1\]")
     one_line_error(cli("diff", "--task", "months", "--threshold", "0.8"), "needs 2")
     one_line_error(cli("show", "ffffffff"), "matches 0 runs")
-    one_line_error(cli("query", "CREATE (:Model {id: 'x'})"), "refused: the query writes")
+    one_line_error(cli("query", "CREATE (:Model {id: 'x'})"), "refused: `CREATE` is not a read query")
     one_line_error(cli("runs", "--store", "bolt://127.0.0.1:1"), "cannot reach Neo4j at bolt://127.0.0.1:1")
     one_line_error(cli("runs", "--store", f"kuzu:{workdir / 'missing.kuzu'}"), "no catalog at")
     bad = workdir / "bad.json"
