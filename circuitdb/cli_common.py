@@ -13,12 +13,14 @@ import pandas as pd
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries.results import Result
 from circuitdb.queries.selection import Selection
+from circuitdb.store.signals import Interrupted
 
 STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
 
 
 class Group(click.Group):
-    """Turns CircuitdbError into one line on stderr and exit 1; tracebacks only with --debug."""
+    """Turns CircuitdbError into one line on stderr and exit 1, an interrupt into a truthful line and exit 128 + signal;
+    tracebacks only with --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,6 +30,12 @@ class Group(click.Group):
                 raise
             click.echo(f"error: {_one_line(str(exc))}", err=True)
             sys.exit(1)
+        except Interrupted as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(128 + exc.signum)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; everything written before the interrupt is complete", err=True)
+            sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # an unforeseen failure still gets one line; --debug shows where

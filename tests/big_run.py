@@ -1,7 +1,7 @@
 """Large runs for the atomicity tests, and a writer process to kill in the middle of a write.
 
 Run as a script: `python big_run.py STORE_URL N_EDGES` writes one big run and prints `writing` before and
-`done` after the write, so a test can kill it in between.
+`done` after the write, so a test can kill or signal it in between.
 """
 
 from __future__ import annotations
@@ -41,12 +41,17 @@ def big_tables(n_edges: int, task: str = "big", n_features: int = 4000, seed: in
 
 def main() -> None:
     from circuitdb.store.base import open_store
+    from circuitdb.store.signals import Interrupted
 
     url, n_edges = sys.argv[1], int(sys.argv[2])
     tables = big_tables(n_edges)
     store = open_store(url)
     print("writing", flush=True)
-    store.write_run(tables)
+    try:
+        store.write_run(tables)
+    except Interrupted as exc:  # as the CLI reports it
+        print(exc, flush=True)
+        sys.exit(128 + exc.signum)
     print("done", flush=True)
     store.close()
 

@@ -118,6 +118,25 @@ def test_killed_writer_leaves_no_half_run(store_url: str) -> None:
         assert len(cat.runs()) == 2
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_wait_for_the_commit(store_url: str, signum: int) -> None:
+    """A polite stop in the middle of a large write lets the write commit, then exits 128 + signal saying so."""
+    n_edges = 300_000 if store_url.startswith("kuzu:") else 100_000
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "big_run.py"), store_url, str(n_edges)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.4)
+    proc.send_signal(signum)
+    rest = proc.stdout.read()
+    assert proc.wait() == 128 + signum, rest
+    assert "that write finished first" in rest and signal.Signals(signum).name in rest
+    with Catalog(store_url) as cat:
+        (info,) = cat.runs()
+        assert info.n_edges == n_edges
+        assert cat.query("MATCH ()-[e:EDGE]->() RETURN count(e) AS n").records()[0]["n"] == n_edges
+
+
 def test_concurrent_writers_lose_nothing(neo4j_url: str) -> None:
     """Eight threads, each its own connection, write 30 runs that share components; all of it arrives once."""
     from conftest import wipe_neo4j

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import kuzu_ddl
 from circuitdb.store.screen import refuse_plan, screen
+from circuitdb.store.signals import signals_held
 from circuitdb.store.writes import (
     Rows,
     Steps,
@@ -38,17 +36,6 @@ OUTSIDE_OPERATORS = {"COPY_TO", "COPY_FROM", "EXPORT_DATABASE", "IMPORT_DATABASE
 # table functions that read the catalog itself (READ_FTABLE is Kuzu's own intermediate result); file readers are not here
 READ_FUNCTIONS = {"READ_FTABLE", "TABLE_INFO", "CURRENT_SETTING", "DB_VERSION", "STORAGE_INFO"}
 READ_FUNCTION_PREFIXES = ("SHOW_",)
-
-
-@contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the write has committed (a half-aborted COPY is what must never happen)."""
-    signals = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class KuzuStore:
@@ -136,7 +123,7 @@ class KuzuStore:
             check_tables(tables)
         batch = list({t.run_id: t for t in batch}.values())
         names = ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
-        with _interrupts_deferred():
+        with signals_held(f"writing run {names}"):
             self._exec("BEGIN TRANSACTION")
             try:
                 for tables in batch:
@@ -164,7 +151,7 @@ class KuzuStore:
 
     def _small_write(self, what: str, steps: Steps) -> Any:
         """Steps in one transaction (no COPY, so a rollback is safe); the generator's result."""
-        with _interrupts_deferred():
+        with signals_held(what):
             self._exec("BEGIN TRANSACTION")
             try:
                 result = run_steps(steps, self._rows)

@@ -16,6 +16,7 @@ from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import neo4j_schema
 from circuitdb.store.screen import refuse_plan, screen
+from circuitdb.store.signals import signals_held
 from circuitdb.store.writes import (
     MERGE_COMPONENTS,
     Rows,
@@ -166,7 +167,7 @@ class Neo4jStore:
     def _write(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
         """`work` in one managed transaction, which the driver retries on transient errors (deadlocks included)."""
         try:
-            with self.driver.session() as session:
+            with signals_held(what), self.driver.session() as session:
                 return session.execute_write(work)
         except Neo4jError as exc:
             raise StoreError(f"{what} on Neo4j failed, nothing written: {exc.message}") from None
