@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Protocol
 
 from circuitdb.errors import CircuitdbError
@@ -72,6 +73,13 @@ def open_store(url: str | None = None, *, read_only: bool = False, create: bool 
         return KuzuStore(path, read_only=read_only)
     if url.split("://", 1)[0] in ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc"):
         from circuitdb.store.neo4j import Neo4jStore
+
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            raise CircuitdbError(f"store {url!r}: the port must be a number in 1..65535") from None
+        if port == 0:
+            raise CircuitdbError(f"store {url!r}: the port must be a number in 1..65535")
 
         user = os.environ.get("CIRCUITDB_NEO4J_USER", os.environ.get("NEO4J_USER", "neo4j"))
         password = os.environ.get("CIRCUITDB_NEO4J_PASSWORD", os.environ.get("NEO4J_PASSWORD"))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import neo4j
 import pyarrow as pa
 import pyarrow.compute as pc
-from neo4j.exceptions import AuthError, ClientError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, ClientError, DriverError, IncompleteCommit, Neo4jError, TransientError
 
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.features import RelationRows, SteeringRows
@@ -30,6 +32,9 @@ from circuitdb.store.writes import (
 )
 
 BATCH = 10_000
+TIMEOUT_S = 5  # connecting, and waiting for the server's first answer
+RETRY_S = 10  # the driver retries transient failures (deadlocks, a leader switch) this long
+logging.getLogger("neo4j").addHandler(logging.NullHandler())  # the driver's retry notices stay off stderr
 SCHEMA_WAIT_S = 30  # how long to wait for another process's schema transaction, as the driver does for retries
 
 CREATE_INCLUDES = (
@@ -82,6 +87,34 @@ def _plan_parts(plan: dict | None) -> tuple[set[str], set[str]]:
     return operators, procedures
 
 
+@contextmanager
+def failures(url: str, what: str) -> Iterator[None]:
+    """Driver and server failures other than a statement's own error as one line naming the cause."""
+    try:
+        yield
+    except IncompleteCommit:
+        raise StoreError(f"{what}: the connection to Neo4j at {url} broke during the commit, so it may or may not "
+                         "have been written; run it again (writes replace)") from None
+    except AuthError as exc:
+        expired = "CredentialsExpired" in (exc.code or "")
+        raise StoreError(f"Neo4j at {url}: the password has expired; set a new one (ALTER CURRENT USER SET PASSWORD) and "
+                         "CIRCUITDB_NEO4J_PASSWORD" if expired else f"Neo4j at {url} refused the credentials (set "
+                         f"CIRCUITDB_NEO4J_USER/_PASSWORD): {exc.message}") from None
+    except TransientError as exc:
+        if "MemoryPoolOutOfMemory" in (exc.code or ""):
+            raise StoreError(f"{what}: Neo4j ran out of transaction memory; raise db.memory.transaction.total.max (or "
+                             "dbms.memory.transaction.total.max) on the server, or ask about fewer runs") from None
+        raise StoreError(f"{what} on Neo4j failed after retries: {exc.message}") from None
+    except ClientError as exc:
+        if exc.code == "Neo.ClientError.Security.CredentialsExpired":
+            raise StoreError(f"Neo4j at {url}: the password has expired; set a new one (ALTER CURRENT USER SET "
+                             "PASSWORD) and CIRCUITDB_NEO4J_PASSWORD") from None
+        raise
+    except (DriverError, OSError) as exc:
+        raise StoreError(f"{what}: cannot reach Neo4j at {url} ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]})") from None
+
+
 def _count(tx: neo4j.ManagedTransaction, cypher: str, **params: Any) -> int:
     return tx.run(cypher, **params).single()["n"]
 
@@ -96,21 +129,17 @@ class Neo4jStore:
         self.read_only = read_only
         auth = (user, password) if password is not None else None
         try:
-            self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=5, max_transaction_retry_time=30,
-                                                     notifications_min_severity="OFF")
-            self.driver.verify_connectivity()
-        except (ServiceUnavailable, OSError) as exc:
-            raise StoreError(f"cannot reach Neo4j at {url}: {exc}") from None
-        except AuthError as exc:
-            raise StoreError(
-                f"Neo4j at {url} refused the credentials (set CIRCUITDB_NEO4J_USER/_PASSWORD): {exc.message}"
-            ) from None
-        except ValueError as exc:
+            self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=TIMEOUT_S,
+                                                     connection_acquisition_timeout=TIMEOUT_S,
+                                                     max_transaction_retry_time=RETRY_S, notifications_min_severity="OFF")
+        except (ValueError, DriverError) as exc:
             raise StoreError(f"bad Neo4j URL {url!r}: {exc}") from None
-        if not read_only:
-            with self.driver.session() as session:
-                if session.execute_read(_missing_schema):
-                    self.init()
+        with failures(url, "connecting"):
+            self.driver.verify_connectivity()
+            if not read_only:
+                with self.driver.session() as session:
+                    if session.execute_read(_missing_schema):
+                        self.init()
 
     def init(self) -> None:
         """Create the missing constraints and indexes in one transaction; of processes racing to do so one wins, the
@@ -123,7 +152,7 @@ class Neo4jStore:
         deadline = time.monotonic() + SCHEMA_WAIT_S
         while True:
             try:
-                with self.driver.session() as session:
+                with failures(self.url, "creating the schema"), self.driver.session() as session:
                     return session.execute_write(create)
             except ClientError as exc:
                 if not exc.code.endswith("AlreadyExists") or time.monotonic() > deadline:
@@ -132,7 +161,7 @@ class Neo4jStore:
 
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
         try:
-            with self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
+            with failures(self.url, "reading"), self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
                 return session.execute_read(lambda tx: tx.run(cypher, params or {}).data())
         except ClientError as exc:
             if exc.code == "Neo.ClientError.Statement.AccessMode":
@@ -145,7 +174,7 @@ class Neo4jStore:
         `timeout_s` seconds."""
         statement = screen(cypher, params)
         try:
-            with self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
+            with failures(self.url, "planning the query"), self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
                 summary = session.run(f"EXPLAIN {statement}", params or {}).consume()
         except ClientError as exc:
             raise CircuitdbError(f"query failed on Neo4j: {exc.message}") from None
@@ -156,7 +185,7 @@ class Neo4jStore:
         refuse_plan(operators & OUTSIDE_OPERATORS, "leaves the catalog")
         refuse_plan(procedures - READ_PROCEDURES, "calls a procedure that is not a schema read")
         try:
-            with self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
+            with failures(self.url, "running the query"), self.driver.session(default_access_mode=neo4j.READ_ACCESS) as session:
                 work = neo4j.unit_of_work(timeout=timeout_s)(lambda tx: tx.run(statement, params or {}).data())
                 return session.execute_read(work)
         except ClientError as exc:
@@ -167,7 +196,7 @@ class Neo4jStore:
     def _write(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
         """`work` in one managed transaction, which the driver retries on transient errors (deadlocks included)."""
         try:
-            with signals_held(what), self.driver.session() as session:
+            with failures(self.url, what), signals_held(what), self.driver.session() as session:
                 return session.execute_write(work)
         except Neo4jError as exc:
             raise StoreError(f"{what} on Neo4j failed, nothing written: {exc.message}") from None
