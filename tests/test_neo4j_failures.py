@@ -3,6 +3,7 @@ cause, within the stated times, with the driver's retry notices kept off stderr.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -54,10 +55,8 @@ class Proxy:
 
     def cut(self) -> None:
         for s in self.sockets:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.features import RelationRows, SteeringRows
