@@ -6,7 +6,7 @@ Discovery methods import torch lazily, so opening a catalog and asking it questi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,10 @@ IMPORT_KINDS = ("seqcont", "eap-ig", "json")
 class Catalog:
     """A catalog of circuits in one store (`kuzu:PATH` by default, or a Neo4j URL)."""
 
-    def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True) -> None:
-        self.store: Store = open_store(url, read_only=read_only, create=create)
+    def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True, wait: float = 10) -> None:
+        """`read_only` for questions (many readers may share the embedded file); `wait` seconds for another process
+        that holds the embedded file (a writer locks it while it writes)."""
+        self.store: Store = open_store(url, read_only=read_only, create=create, wait=wait)
 
     def __enter__(self) -> Catalog:
         return self
@@ -104,6 +106,22 @@ class Catalog:
     def stored(self, run_id: str) -> Run | None:
         """The stored run with this exact id, or None: lets a job skip finished runs and nest under stored ones."""
         return self.run(run_id) if self.has_run(run_id) else None
+
+    def _job(self, job: Callable[[Callable[[Run], Any], Callable[[str], Run | None]], list[Run]]) -> Runs:
+        """Run a discovery job that writes each run as it finishes; between its writes the store is released, so
+        other processes can read (and write) the embedded file while the job computes."""
+
+        def released(call: Callable) -> Callable:
+            def run(arg: Any) -> Any:
+                try:
+                    return call(arg)
+                finally:
+                    self.store.release()
+
+            return run
+
+        self.store.release()
+        return self._written([r.id for r in job(released(self.add), released(self.stored))])
 
     def _written(self, ids: list[str]) -> Runs:
         return Runs(self.select(Selection(run_ids=tuple(dict.fromkeys(ids))))) if ids else Runs([])
@@ -210,18 +228,20 @@ class Catalog:
                  **options: Any) -> Runs:
         """Find head/MLP circuits per task and threshold (options as `circuitdb discover`); each run is written as soon
         as it is done, stored runs are skipped (and still serve as the parent of the next threshold)."""
+        self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
         from circuitdb.discovery.jobs import JobSpec, discover
 
         spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()
-        return self._written([r.id for r in discover(spec, self.add, self.stored, reporter)])
+        return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
 
     def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
         """Run every job of a sweep file into this catalog (all checked before the first runs)."""
+        self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
         from circuitdb.discovery.jobs import discover
         from circuitdb.discovery.sweep import read_sweep
 
         specs, _ = read_sweep(path)
-        return self._written([r.id for spec in specs for r in discover(spec, self.add, self.stored, reporter)])
+        return self._job(lambda on_run, existing: [r for spec in specs for r in discover(spec, on_run, existing, reporter)])
 
     def evaluate(self, selection: Selection, on: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
                  save: bool = False, reporter: Reporter | None = None) -> Rows:
@@ -230,6 +250,7 @@ class Catalog:
 
         infos = self.select(selection)
         runs = [self.run(r.id) for r in infos]
+        self.store.release()  # others may use the file while the circuits are scored
         rows = evaluate_runs(runs, list(on), n_prompts, seed, device, reporter)
         if save:
             for run in runs:
@@ -244,10 +265,11 @@ class Catalog:
     def features_discover(self, model: str, saes: list[str], tasks: list[str], thresholds: list[float],
                           reporter: Reporter | None = None, **options: Any) -> Runs:
         """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""
+        self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
         from circuitdb.discovery.feature_jobs import FeatureSpec, discover_features
 
         spec = FeatureSpec(model=model, saes=list(saes), tasks=list(tasks), thresholds=list(thresholds), **options).check()
-        return self._written([r.id for r in discover_features(spec, self.add, self.stored, reporter)])
+        return self._job(lambda on_run, existing: discover_features(spec, on_run, existing, reporter))
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
         """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""
@@ -376,11 +398,11 @@ class Catalog:
         return resolve_component(self.store, component, model)
 
 
-def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None) -> Runs:
+def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None, wait: float = 10) -> Runs:
     """Run a sweep file into `store`, or into the store the file names, or the default one."""
     from circuitdb.discovery.sweep import read_sweep
 
     _, file_store = read_sweep(path)
-    with Catalog(store or file_store) as catalog:
+    with Catalog(store or file_store, wait=wait) as catalog:
         return catalog.sweep(path, reporter)
 

@@ -10,8 +10,16 @@ from typing import Any
 
 import click
 
-from circuitdb.catalog import Catalog
-from circuitdb.cli_common import Group, output_options, render, selection, selection_options, store_option
+from circuitdb.cli_common import (
+    Group,
+    open_catalog,
+    output_options,
+    render,
+    selection,
+    selection_options,
+    store_option,
+    wait_seconds,
+)
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries.results import Runs
 from circuitdb.queries.selection import label_of
@@ -21,8 +29,10 @@ PATH = click.Path(dir_okay=False, path_type=Path)
 
 @click.group(cls=Group)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--wait", default=10.0, show_default=True, envvar="CIRCUITDB_WAIT",
+              help="Seconds to wait while another process holds the embedded catalog file.")
 @click.version_option(package_name="circuitdb")
-def main(debug: bool) -> None:
+def main(debug: bool, wait: float) -> None:
     """A graph catalog of transformer circuits: import, compare, export."""
 
 
@@ -30,7 +40,7 @@ def main(debug: bool) -> None:
 @store_option
 def init(store: str | None) -> None:
     """Create the catalog schema (idempotent)."""
-    with Catalog(store) as catalog:
+    with open_catalog(store) as catalog:
         result = catalog.init()
     click.echo(f"{result.what}, {result.count} runs")
 
@@ -61,7 +71,7 @@ def _import_command(kind: str, doc: str, method: str | None, threshold_required:
         options.append(click.option("--ablation", default="mean", show_default=True))
 
     def command(path: Path, store: str | None, **meta: Any) -> None:
-        with Catalog(store) as catalog:
+        with open_catalog(store) as catalog:
             echo_runs("imported", catalog.import_file(kind, path, **meta))
 
     command.__doc__ = doc
@@ -81,7 +91,7 @@ _import_command("json", "circuitdb's own export (`circuitdb export -o runs.json`
 @output_options
 def runs(store: str | None, fmt: str | None, **kw: Any) -> None:
     """List runs (id, model, task, method, threshold, faithfulness, sizes)."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.runs(selection(**kw)), fmt)
 
 
@@ -91,7 +101,7 @@ def runs(store: str | None, fmt: str | None, **kw: Any) -> None:
 @output_options
 def show(run_id: str, store: str | None, fmt: str | None) -> None:
     """One run: provenance, members with scores, edges with weights."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.show(run_id), fmt)
 
 
@@ -102,7 +112,7 @@ def show(run_id: str, store: str | None, fmt: str | None) -> None:
 @output_options
 def shared(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
     """Components (or edges) present in every selected run."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.shared(selection(**kw), edges), fmt)
 
 
@@ -114,7 +124,7 @@ def shared(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
 @output_options
 def venn(store: str | None, fmt: str | None, edges: bool, plot: Path | None, **kw: Any) -> None:
     """Venn regions (count and members) of 2-4 runs; an UpSet table for more."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.venn(selection(**kw), edges, plot), fmt)
 
 
@@ -125,7 +135,7 @@ def venn(store: str | None, fmt: str | None, edges: bool, plot: Path | None, **k
 @output_options
 def diff(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
     """Only in A, only in B, in both (A and B are the two selected runs, in the order given)."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.diff(selection(**kw), edges), fmt)
 
 
@@ -138,7 +148,7 @@ def diff(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
 @output_options
 def similarity(store: str | None, fmt: str | None, edges: bool, weighted: bool, plot: Path | None, **kw: Any) -> None:
     """Jaccard similarity matrix over the selected runs (all runs when nothing is selected)."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.similarity(selection(**kw), edges, weighted, plot), fmt)
 
 
@@ -150,7 +160,7 @@ def similarity(store: str | None, fmt: str | None, edges: bool, weighted: bool, 
 @output_options
 def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, fmt: str | None) -> None:
     """Circuit size and members per threshold of one model x task, and how each nests in the stricter one."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.ladder(model, task, methods), fmt)
 
 
@@ -163,7 +173,7 @@ def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, f
 @store_option
 def export(store: str | None, path: Path, only_shared: bool, top: int | None, **kw: Any) -> None:
     """Export the selected runs as a Graphviz picture, circuitdb JSON or a CSV table."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         result = catalog.export(selection(**kw), path, only_shared, top)
     click.echo(f"{result.what} ({result.count} runs)")
 
@@ -190,7 +200,7 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 @output_options
 def query(cypher: str, params: tuple[str, ...], timeout: float, store: str | None, fmt: str | None) -> None:
     """Run one read-only Cypher statement: writes, files, extensions and settings are refused."""
-    with Catalog(store, read_only=True) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.query(cypher, parse_params(params), timeout), fmt)
 
 
@@ -199,7 +209,7 @@ def query(cypher: str, params: tuple[str, ...], timeout: float, store: str | Non
 @store_option
 def delete(run_id: str, store: str | None) -> None:
     """Remove one run (its memberships and edges; shared components stay)."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, create=False) as catalog:
         info = catalog.delete(run_id)
     click.echo(f"deleted {info.id}")
 
@@ -235,7 +245,7 @@ def discover(model: str, tasks: tuple[str, ...], thresholds: tuple[float, ...], 
     """Find circuits per task and threshold and write each run into the catalog as soon as it is done."""
     from circuitdb.progress import RichReporter
 
-    with Catalog(store) as catalog, RichReporter() as reporter:
+    with open_catalog(store) as catalog, RichReporter() as reporter:
         written = catalog.discover(model, list(tasks), list(thresholds), reporter, **kw)
     click.echo(f"{len(written)} runs written")
 
@@ -254,7 +264,7 @@ def evaluate(store: str | None, fmt: str | None, on_tasks: tuple[str, ...], n_pr
     """Score the selected circuits on other tasks' data (performance = LD(circuit) / LD(model) there)."""
     from circuitdb.progress import RichReporter
 
-    with Catalog(store, create=False) as catalog, RichReporter() as reporter:
+    with open_catalog(store, read_only=not save) as catalog, RichReporter() as reporter:
         result = catalog.evaluate(selection(**kw), list(on_tasks), n_prompts, seed, device, save, reporter)
     render(result, fmt)
 
@@ -268,7 +278,7 @@ def sweep(path: Path, store: str | None) -> None:
     from circuitdb.progress import RichReporter
 
     with RichReporter() as reporter:
-        written = sweep(path, store, reporter)
+        written = sweep(path, store, reporter, wait_seconds())
     click.echo(f"{len(written)} runs written")
 
 

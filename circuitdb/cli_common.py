@@ -10,6 +10,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from circuitdb.catalog import Catalog
 from circuitdb.errors import CircuitdbError
 from circuitdb.queries.results import Result
 from circuitdb.queries.selection import Selection
@@ -47,6 +48,16 @@ class Group(click.Group):
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def wait_seconds() -> float:
+    """The global `--wait`: how long a command waits for another process holding the embedded file."""
+    return click.get_current_context().find_root().params.get("wait", 10.0)
+
+
+def open_catalog(store: str | None, read_only: bool = False, create: bool = True) -> Catalog:
+    """The catalog a command works on: read commands open it read-only (readers share the embedded file)."""
+    return Catalog(store, read_only=read_only, create=create and not read_only, wait=wait_seconds())
 
 
 def store_option(f: Callable) -> Callable:

@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from circuitdb.catalog import Catalog
-from circuitdb.cli_common import output_options, render, selection, selection_options, store_option
+from circuitdb.cli_common import open_catalog, output_options, render, selection, selection_options, store_option
 
 SAE_HELP = "SAE dictionary: toy:resid2, a local SAELens folder, or RELEASE/SAE_ID; NAME=SPEC renames it (repeatable)."
 PROMPTS_HELP = ("A task (digits, months:bare, a .yaml/.jsonl task file) whose clean prompts are used, or a .txt file, "
@@ -44,7 +43,7 @@ def features_discover(store: str | None, model: str, saes: tuple[str, ...], task
     """Feature circuits per task and threshold (attribution through the SAEs, checked by exact ablation), written as runs."""
     from circuitdb.progress import RichReporter
 
-    with Catalog(store) as catalog, RichReporter() as reporter:
+    with open_catalog(store) as catalog, RichReporter() as reporter:
         written = catalog.features_discover(model, list(saes), list(tasks), list(thresholds), reporter, **kw)
     click.echo(f"{len(written)} feature runs written")
 
@@ -57,7 +56,7 @@ def features_discover(store: str | None, model: str, saes: tuple[str, ...], task
 @store_option
 def features_cosine(model: str, saes: tuple[str, ...], cutoff: float, top: int, store: str | None) -> None:
     """Store decoder-direction cosine relations within and across the model's dictionaries."""
-    with Catalog(store) as catalog:
+    with open_catalog(store) as catalog:
         result = catalog.features_cosine(model, list(saes), cutoff, top)
     click.echo(f"{result.count} {result.what}")
 
@@ -73,7 +72,7 @@ def features_cosine(model: str, saes: tuple[str, ...], cutoff: float, top: int, 
 def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tuple[str, ...], min_score: float, top: int,
                    store: str | None, fmt: str | None) -> None:
     """Match each feature of model A to its best-correlated feature of model B on the same prompts; store the matches."""
-    with Catalog(store) as catalog:
+    with open_catalog(store) as catalog:
         result = catalog.features_match(list(models), list(saes), list(sources), min_score)
     if fmt is None:
         result.rows = result.rows.head(top)
@@ -92,7 +91,7 @@ def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tupl
 def features_related(feature: str, model: str | None, kinds: tuple[str, ...], min_weight: float, limit: int,
                      plot: Path | None, store: str | None, fmt: str | None) -> None:
     """A feature's relations: decoder cosine, cross-model matches, and co-membership in circuits."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.features_related(feature, model, kinds, min_weight, limit, plot), fmt)
 
 
@@ -105,7 +104,7 @@ def features_related(feature: str, model: str | None, kinds: tuple[str, ...], mi
 def features_across(store: str | None, fmt: str | None, to_model: str | None, to_method: str | None, **kw: Any) -> None:
     """Features shared by the selected runs (model A), their matches in model B, and whether B's runs for the same
     tasks and thresholds share the matches too."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.features_across(selection(**kw), to_model, to_method), fmt)
 
 
@@ -132,7 +131,7 @@ def _vector_options(f: Callable) -> Callable:
 @click.option("--seed", default=0, show_default=True)
 def steer_build(name: str, model: str, store: str | None, **kw: Any) -> None:
     """mean(PLUS) - mean(MINUS) at the last position of the residual stream entering LAYER; stored as a node."""
-    with Catalog(store) as catalog:
+    with open_catalog(store) as catalog:
         click.echo(catalog.steer_build(name, model, **kw).what)
 
 
@@ -143,7 +142,7 @@ def steer_build(name: str, model: str, store: str | None, **kw: Any) -> None:
 @output_options
 def steer_decompose(name: str, model: str, store: str | None, sae: str, top_k: int, fmt: str | None) -> None:
     """Decompose the vector into SAE features (k-sparse OMP fit and the encoder's read-out); store DECOMPOSES_INTO."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, create=False) as catalog:
         render(catalog.steer_decompose(name, model, sae, top_k), fmt)
 
 
@@ -158,7 +157,7 @@ def steer_decompose(name: str, model: str, store: str | None, sae: str, top_k: i
 @output_options
 def steer_effects(name: str, model: str, store: str | None, saes: tuple[str, ...], fmt: str | None, **kw: Any) -> None:
     """Add the vector and measure which later features change (mean at the last position); store SHIFTS."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, create=False) as catalog:
         render(catalog.steer_effects(name, model, list(saes), **kw), fmt)
 
 
@@ -167,7 +166,7 @@ def steer_effects(name: str, model: str, store: str | None, saes: tuple[str, ...
 @output_options
 def steer_show(name: str, model: str, store: str | None, fmt: str | None) -> None:
     """A stored steering vector with its decomposition and shifts."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.steer_show(name, model), fmt)
 
 
@@ -176,5 +175,5 @@ def steer_show(name: str, model: str, store: str | None, fmt: str | None) -> Non
 @output_options
 def steer_list(store: str | None, fmt: str | None) -> None:
     """All stored steering vectors."""
-    with Catalog(store, create=False) as catalog:
+    with open_catalog(store, read_only=True) as catalog:
         render(catalog.steer_list(), fmt)

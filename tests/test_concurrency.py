@@ -45,7 +45,7 @@ def _writer(url: str, writer: int, barrier: Barrier, rounds: Queue, results: Que
 
 
 def one(catalog: Catalog, cypher: str) -> int:
-    return catalog.query(cypher)[0]["n"]
+    return catalog.query(cypher).records()[0]["n"]
 
 
 def test_sixteen_processes_open_a_fresh_server_at_once(neo4j_url: str) -> None:
@@ -68,7 +68,7 @@ def test_sixteen_processes_open_a_fresh_server_at_once(neo4j_url: str) -> None:
             assert failed == {}, f"round {round_}"
             runs = [run for w in range(WRITERS) for run in writer_runs(w, round_)]
             with Catalog(neo4j_url, read_only=True) as catalog:
-                stored = catalog.query("MATCH (r:Run) RETURN r.id AS id")
+                stored = catalog.query("MATCH (r:Run) RETURN r.id AS id").records()
                 assert sorted(r["id"] for r in stored) == sorted(r.id for r in runs)
                 components = len({n for r in runs for n in r.components})
                 assert one(catalog, "MATCH (c:Component) RETURN count(c) AS n") == components
@@ -80,7 +80,7 @@ def test_sixteen_processes_open_a_fresh_server_at_once(neo4j_url: str) -> None:
                 assert one(catalog, "MATCH (:Run)-[x:NESTS_IN]->() RETURN count(x) AS n") == WRITERS
                 assert one(catalog, "MATCH (:Run)-[x:EVALUATED_ON]->() RETURN count(x) AS n") == len(runs)
                 for kind, statements in neo4j_schema().items():
-                    assert set(statements) <= {r["name"] for r in catalog.query(f"SHOW {kind} YIELD name")}
+                    assert set(statements) <= {r["name"] for r in catalog.store.read(f"SHOW {kind} YIELD name")}
     finally:
         for queue in rounds:
             queue.put(None)

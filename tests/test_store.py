@@ -191,7 +191,7 @@ def test_stores_have_the_one_schema(store_url: str) -> None:
     if store_url.startswith("kuzu:"):
         with Catalog(store_url) as cat:
             for name, table in {**NODES, **RELS}.items():
-                columns = {r["name"]: r["type"] for r in cat.query(f"CALL table_info('{name}') RETURN *")}
+                columns = {r["name"]: r["type"] for r in cat.query(f"CALL table_info('{name}') RETURN *").records()}
                 assert columns == table.properties
         return
     from conftest import wipe_neo4j
@@ -200,5 +200,5 @@ def test_stores_have_the_one_schema(store_url: str) -> None:
     for _ in range(2):  # the first open creates it all, the second finds it there
         with Catalog(store_url) as cat:
             for kind, statements in neo4j_schema().items():
-                assert set(statements) <= {r["name"] for r in cat.query(f"SHOW {kind} YIELD name")}
+                assert set(statements) <= {r["name"] for r in cat.store.read(f"SHOW {kind} YIELD name")}
             cat.store.init()  # `circuitdb init` on a ready server is a no-op, not an error

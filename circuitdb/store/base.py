@@ -46,6 +46,9 @@ class Store(Protocol):
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a read query with parameters; rows as dicts keyed by the RETURN aliases."""
 
+    def release(self) -> None:
+        """Let other processes use the store until the next call (the embedded file is locked while open)."""
+
     def close(self) -> None:
         """Release the connection / file."""
 
@@ -55,11 +58,12 @@ def store_url(url: str | None) -> str:
     return url or os.environ.get("CIRCUITDB_STORE") or DEFAULT_STORE
 
 
-def open_store(url: str | None = None, *, read_only: bool = False, create: bool = True) -> Store:
+def open_store(url: str | None = None, *, read_only: bool = False, create: bool = True, wait: float = 10) -> Store:
     """Open `kuzu:PATH` or `bolt://…`/`neo4j://…` (credentials from CIRCUITDB_NEO4J_USER/_PASSWORD).
 
-    `read_only` makes the database itself refuse writes (used for user Cypher); `create=False` refuses
-    to create a new embedded file, so a typo in a path is an error rather than an empty catalog.
+    `read_only` makes the database itself refuse writes (read commands open so, and run beside each other);
+    `create=False` refuses to create a new embedded file, so a typo in a path is an error rather than an empty catalog;
+    `wait` is how long to wait for another process that holds the embedded file.
     """
     url = store_url(url)
     if url.startswith("kuzu:"):
@@ -70,7 +74,7 @@ def open_store(url: str | None = None, *, read_only: bool = False, create: bool 
             raise CircuitdbError(f"store {url!r}: give a file path, e.g. kuzu:./circuitdb.kuzu")
         if (read_only or not create) and not path.exists():
             raise CircuitdbError(f"store {url!r}: no catalog at {path} (run `circuitdb init` or import something first)")
-        return KuzuStore(path, read_only=read_only)
+        return KuzuStore(path, read_only=read_only, wait_s=wait)
     if url.split("://", 1)[0] in ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc"):
         from circuitdb.store.neo4j import Neo4jStore
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,44 @@ class KuzuStore:
 
     backend = "kuzu"
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
-        self.path = path
-        try:
-            self.db = kuzu.Database(str(path), read_only=read_only)
-            self.conn = kuzu.Connection(self.db)
-        except RuntimeError as exc:
-            raise StoreError(f"cannot open Kuzu store at {path}: {exc}") from None
+    def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10) -> None:
+        self.path, self.read_only, self.wait_s = path, read_only, wait_s
+        self._conn: kuzu.Connection | None = None
+        self._open()
         if not read_only:
             self.init()
+
+    def _open(self) -> None:
+        """Open the file; while another process holds the lock this needs, wait (saying so once) up to `wait_s`."""
+        deadline, said = time.monotonic() + self.wait_s, False
+        while True:
+            try:
+                self.db = kuzu.Database(str(self.path), read_only=self.read_only)
+                self._conn = kuzu.Connection(self.db)
+                return
+            except RuntimeError as exc:
+                if "Could not set lock" not in str(exc):
+                    raise StoreError(f"cannot open Kuzu store at {self.path}: {exc}") from None
+            if time.monotonic() >= deadline:
+                raise StoreError(f"{self.path} is in use by another process (a writer, or readers while you write); "
+                                 f"waited {self.wait_s:g} s: try again, or give --wait more seconds")
+            if not said:
+                sys.stderr.write(f"waiting up to {self.wait_s:g} s for {self.path}: another process is using it\n")
+                said = True
+            time.sleep(0.2)
+
+    def release(self) -> None:
+        """Let other processes in until the next use (a long job between its writes)."""
+        if self._conn is not None:
+            self._conn.close()
+            self.db.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> kuzu.Connection:
+        if self._conn is None:
+            self._open()
+        return self._conn
 
     def init(self) -> None:
         for statement in kuzu_ddl():
@@ -185,5 +215,4 @@ class KuzuStore:
         return table.filter(pa.array(keep, pa.bool_()))
 
     def close(self) -> None:
-        self.conn.close()
-        self.db.close()
+        self.release()

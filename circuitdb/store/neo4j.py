@@ -245,5 +245,8 @@ class Neo4jStore:
     def write_steering(self, rows: SteeringRows) -> None:
         self._write(f"writing steering vector {rows.vector['id']}", lambda tx: _steps(tx, replace_steering(rows)))
 
+    def release(self) -> None:
+        """Nothing to let go between writes: the server serves every client at once."""
+
     def close(self) -> None:
         self.driver.close()
