@@ -43,12 +43,12 @@ def features() -> None:
 def features_discover(store: str | None, saes: tuple[str, ...], tasks: tuple[str, ...], thresholds: tuple[float, ...],
                       **kw: Any) -> None:
     """Feature circuits per task and threshold (attribution through the SAEs, checked by exact ablation), written as runs."""
-    from circuitdb.discovery.feature_jobs import FeatureSpec, discover_features
+    from circuitdb.discovery.jobs import JobSpec, discover
     from circuitdb.progress import RichReporter
 
-    spec = FeatureSpec(saes=list(saes), tasks=list(tasks), thresholds=list(thresholds), **kw).check()
+    spec = JobSpec(methods=["sae-attr"], saes=list(saes), tasks=list(tasks), thresholds=list(thresholds), **kw).check()
     with Catalog(store) as catalog, RichReporter() as reporter:
-        runs = discover_features(spec, on_run=catalog.add, existing=existing_run(catalog), reporter=reporter)
+        runs = discover(spec, on_run=catalog.add, existing=existing_run(catalog), reporter=reporter)
     click.echo(f"{len(runs)} feature runs written")
 
 
