@@ -25,16 +25,16 @@ def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dic
     the model never has to run with per-head results switched on.
     """
     model, graph = ev.lm.model, ev.graph
-    blocks = graph.blocks
-    wanted = {blocks[-1].resid_post} | {name for b in blocks for name in (b.z, b.mlp_out, b.resid_pre)}
+    blocks, logits = graph.blocks, graph.nodes["logits"]
+    wanted = {node.hook for node in graph.senders} | {b.resid_pre for b in blocks} | {logits.inputs[""]}
     with torch.no_grad(), model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl)):
         _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in wanted)
-        outputs = {"input": cache[blocks[0].resid_pre]}
-        for block in blocks:
-            result = torch.einsum("nphk,hkd->nphd", cache[block.z], model.blocks[block.layer].attn.W_O)
-            outputs |= {head.name: result[:, :, head.index] for head in graph.heads[block.layer]}
-            outputs[graph.mlps[block.layer].name] = cache[block.mlp_out]
-    return outputs, [*(cache[b.resid_pre] for b in blocks), cache[blocks[-1].resid_post]]
+        outputs = {"input": cache[graph.nodes["input"].hook]}
+        for layer, heads in enumerate(graph.heads):
+            result = torch.einsum("nphk,hkd->nphd", cache[blocks[layer].z], model.blocks[layer].attn.W_O)
+            outputs |= {head.name: result[:, :, head.index] for head in heads}
+            outputs[graph.mlps[layer].name] = cache[graph.mlps[layer].hook]
+    return outputs, [*(cache[b.resid_pre] for b in blocks), cache[logits.inputs[""]]]
 
 
 def path_patch(ev: Evaluator, masks: Masks, edges: list[GraphEdge], batch: int = 32,
@@ -150,7 +150,7 @@ def _receiver_grads(ev: Evaluator, ig_steps: int) -> torch.Tensor:
     model, graph = ev.lm.model, ev.graph
     clean_in, corrupt_in = embed(model, ev.data.clean), embed(model, ev.data.corrupt)
     alphas = [1.0] if ig_steps <= 0 else [(i + 1) / ig_steps for i in range(ig_steps)]
-    names = [name for b in graph.blocks for name in (*b.qkv_input.values(), b.mlp_in)]
+    names = list(dict.fromkeys(r.inputs[qkv] for r, qkv in graph.receivers if r.kind != "logits"))  # a hook per input
     total: torch.Tensor | None = None
     for alpha in alphas:
         grads: dict[str, torch.Tensor] = {}
@@ -165,13 +165,11 @@ def _receiver_grads(ev: Evaluator, ig_steps: int) -> torch.Tensor:
             logit_diff(model, final, ev.data.answers, ev.data.distractors).sum().backward()
         ev.passes += 1
         stacked = []
-        for receiver, qkv in graph.receivers:  # in receiver order: heads' q, k, v and the MLP per layer, the logits
+        for receiver, qkv in graph.receivers:  # heads' q, k, v [N, pos, n_heads, d] and the MLP per layer, the logits
             if receiver.kind == "head":
-                stacked.append(grads[graph.blocks[receiver.layer].qkv_input[qkv]][:, :, receiver.index])
-            elif receiver.kind == "mlp":
-                stacked.append(grads[graph.blocks[receiver.layer].mlp_in])
+                stacked.append(grads[receiver.inputs[qkv]][:, :, receiver.index])
             else:
-                stacked.append(final.grad)
+                stacked.append(final.grad if receiver.kind == "logits" else grads[receiver.inputs[qkv]])
         step = torch.stack(stacked, dim=2)  # gradients of the mean over prompts: summing over prompts gives the mean
         total = step if total is None else total + step
     return total / len(alphas)

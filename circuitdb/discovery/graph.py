@@ -1,8 +1,8 @@
 """The model's computational graph in EAP-IG/MIB names, built once from its config, and TransformerLens hook names.
 
 Nodes `input`, `a<L>.h<H>`, `m<L>`, `logits` know their layer, kind, index and hooks; edges run from every earlier node
-into each head's q, k and v input, each MLP and the logits (32,491 for GPT-2 small). `hook` is the one place that
-spells a hook name; everything else reads them from a `Block`.
+into each head's q, k and v input, each MLP and the logits (32,491 for GPT-2 small). `Masks` keep some of its heads
+and MLPs. `hook` is the one place that spells a hook name; everything else reads them from a `Block` or a `Node`.
 """
 
 from __future__ import annotations
@@ -49,13 +49,16 @@ class Block:
 @dataclass(frozen=True, eq=False)
 class Node:
     """One node: `kind` embed | head | mlp | logits (as `domain.Component`), its block (`input` 0, `logits` n_layers, as in
-    EAP-IG), its head index, and its place in forward order."""
+    EAP-IG), its head index, its place in forward order, the hook holding its output (a head's is hook_z at `index`;
+    the logits have none) and the hooks of its inputs by q/k/v ("" for an MLP's or the logits' one input)."""
 
     name: str
     kind: str
     layer: int
     index: int | None
     order: int
+    hook: str
+    inputs: dict[str, str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,15 +102,17 @@ class ModelGraph:
     def __init__(self, n_layers: int, n_heads: int) -> None:
         self.n_layers, self.n_heads = n_layers, n_heads
         self.blocks = [Block.at(layer) for layer in range(n_layers)]
-        nodes = [Node("input", "embed", 0, None, 0)]
+        b = self.blocks
+        nodes = [Node("input", "embed", 0, None, 0, b[0].resid_pre, {})]
         self.heads: list[list[Node]] = []  # per layer
         self.mlps: list[Node] = []  # per layer
         for layer in range(n_layers):
-            self.heads.append([Node(f"a{layer}.h{h}", "head", layer, h, len(nodes) + h) for h in range(n_heads)])
+            self.heads.append([Node(f"a{layer}.h{h}", "head", layer, h, len(nodes) + h, b[layer].z, b[layer].qkv_input)
+                               for h in range(n_heads)])
             nodes += self.heads[-1]
-            self.mlps.append(Node(f"m{layer}", "mlp", layer, None, len(nodes)))
+            self.mlps.append(Node(f"m{layer}", "mlp", layer, None, len(nodes), b[layer].mlp_out, {"": b[layer].mlp_in}))
             nodes.append(self.mlps[-1])
-        nodes.append(Node("logits", "logits", n_layers, None, len(nodes)))
+        nodes.append(Node("logits", "logits", n_layers, None, len(nodes), "", {"": b[-1].resid_post}))
         self.nodes = {node.name: node for node in nodes}
         self.senders = nodes[:-1]
         self.receivers: list[tuple[Node, str]] = []

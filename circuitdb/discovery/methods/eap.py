@@ -23,7 +23,7 @@ def find(step: Step) -> Circuit:
     for edge in chosen:
         for x in edge[:2]:
             node_score[x] = node_score.get(x, 0.0) + scores[edge]
-    return heads.circuit(ev.graph.forward(_nodes(chosen)), node_score, {e: scores[e] for e in chosen}, {}, False)
+    return heads.circuit(ev.graph.forward(_nodes(chosen)), node_score, {e: scores[e] for e in chosen}, {}, nested=False)
 
 
 EAP = Method("eap", heads.evaluators, find, heads.OPTIONS, heads.check, score=lambda ev, spec: eap_scores(ev, 0))

@@ -19,7 +19,7 @@ def find(step: Step) -> Circuit:
     params = {"sweeps": pruned.sweeps, "forward_passes": pruned.passes}
     if spec.robust:
         params["survival"] = survival(ev, step.threshold, spec.robust, spec.seed, step.start("robustness"))
-    return heads.circuit(pruned.names, member_scores(ev, pruned.names), _edges(step, set(pruned.names)), params, nested)
+    return heads.circuit(pruned.names, member_scores(ev, pruned.names), _edges(step, set(pruned.names)), params, nested=nested)
 
 
 def _edges(step: Step, nodes: set[str]) -> dict[EdgeKey, float]:
