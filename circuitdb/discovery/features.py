@@ -70,10 +70,6 @@ class FeatureEvaluator:
             out[d.name] = Reference(reference(f, self.ablation, self.seed), reference(err, self.ablation, self.seed))
         return out
 
-    def nodes(self) -> list[Node]:
-        """Every feature and error node of every dictionary, in layer order."""
-        return [(d.name, i) for d in self.dictionaries for i in [*range(d.size), None]]
-
     def keep_all(self, k: int = 1) -> dict[str, torch.Tensor]:
         """Keep-masks `[K, d_sae + 1]` per dictionary with everything kept."""
         return {d.name: torch.ones(k, d.size + 1, dtype=torch.bool) for d in self.dictionaries}
