@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from transformer_lens import HookedTransformerConfig, patching
-from transformer_lens.utils import get_act_name
+from transformer_lens.utilities import get_act_name
 
 from circuitdb import Catalog, CircuitdbError, Run, Selection
 from circuitdb.discovery.ablation import activations, embed, logit_diff, run_blocks
