@@ -20,7 +20,6 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from circuitdb.discovery.edges import eap_scores
 from circuitdb.discovery.evaluate import Evaluator
-from circuitdb.discovery.graph import all_edges
 from circuitdb.discovery.models import LoadedModel, load_model, prepare
 from circuitdb.discovery.pruning import prune, prune_plain
 from circuitdb.discovery.tasks import TaskData, build_task
@@ -113,7 +112,7 @@ def measure(name: str, lm: LoadedModel, data: TaskData, threshold: float, plante
     plain, plain_s = timed(lambda: prune_plain(plain_ev, threshold))
     eap_ev = Evaluator(lm, data)
     scores, eap_s = timed(lambda: eap_scores(eap_ev))
-    assert len(scores) == len(all_edges(lm.model.cfg))
+    assert len(scores) == len(lm.graph.edges)
     return {
         "model": name, "prompts": data.n, "tokens": data.clean.shape[1], "threshold": threshold,
         "circuit": fast.names, "circuit_size": len(fast.names), "sweeps": fast.sweeps,

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from circuitdb.discovery.features import FeatureEvaluator, node_name, select
+from circuitdb.discovery.features import FeatureEvaluator, node_name
+from circuitdb.discovery.methods.sae_attr import select
 from circuitdb.discovery.models import load_model
 from circuitdb.discovery.relations import feature_activations, match_features
 from circuitdb.discovery.sae import load_dictionary, train_toy_saes

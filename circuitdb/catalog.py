@@ -266,10 +266,11 @@ class Catalog:
                           reporter: Reporter | None = None, **options: Any) -> Runs:
         """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""
         self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.feature_jobs import FeatureSpec, discover_features
+        from circuitdb.discovery.jobs import JobSpec, discover
 
-        spec = FeatureSpec(model=model, saes=list(saes), tasks=list(tasks), thresholds=list(thresholds), **options).check()
-        return self._job(lambda on_run, existing: discover_features(spec, on_run, existing, reporter))
+        spec = JobSpec(model=model, methods=["sae-attr"], saes=list(saes), tasks=list(tasks), thresholds=list(thresholds),
+                       **options).check()
+        return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
         """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""

@@ -9,13 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from transformer_lens import patching
+from transformer_lens import HookedTransformerConfig, patching
+from transformer_lens.utilities import get_act_name
 
 from circuitdb import Catalog, CircuitdbError, Run, Selection
-from circuitdb.discovery.ablation import Masks, activations, embed, logit_diff, run_blocks
+from circuitdb.discovery.ablation import activations, embed, logit_diff, run_blocks
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
-from circuitdb.discovery.graph import all_edges, mask_names, names_mask
+from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.jobs import JobSpec, discover
 from circuitdb.discovery.models import load_model
 from circuitdb.discovery.pruning import _without, prune, prune_plain, random_order_circuits, survival
@@ -48,7 +49,7 @@ def test_patching_equals_transformer_lens(lm, digits) -> None:
     tl_mlps = patching.generic_activation_patch(model, digits.corrupt, clean_cache, metric,
                                                 patch_setter=lambda act, index, source: source.clone(),
                                                 activation_name="mlp_out", index_axis_names=("layer",))
-    source = activations(model, digits.clean)
+    source = activations(lm, digits.clean)
     n_l, n_h = cfg.n_layers, cfg.n_heads
     k = n_l * n_h + n_l  # one variant per head, then one per MLP, all in one batched forward
     heads = torch.ones(k, n_l, n_h, dtype=torch.bool)
@@ -58,7 +59,7 @@ def test_patching_equals_transformer_lens(lm, digits) -> None:
     for layer in range(n_l):
         mlps[n_l * n_h + layer, layer] = False
     with torch.no_grad():
-        final = run_blocks(model, embed(model, digits.corrupt), 0, Masks(heads, mlps), source)
+        final = run_blocks(lm, embed(model, digits.corrupt), 0, Masks(heads, mlps), source)
         ours = logit_diff(model, final, digits.answers, digits.distractors)
     assert torch.allclose(ours[: n_l * n_h].view(n_l, n_h), tl_heads, atol=1e-5)
     assert torch.allclose(ours[n_l * n_h:], tl_mlps, atol=1e-5)
@@ -66,10 +67,8 @@ def test_patching_equals_transformer_lens(lm, digits) -> None:
 
 
 def test_full_graph_size_matches_eap_ig() -> None:
-    from transformer_lens import HookedTransformerConfig
-
     gpt2 = HookedTransformerConfig(n_layers=12, d_model=768, n_heads=12, d_head=64, n_ctx=8, d_vocab=10, act_fn="gelu")
-    assert len(all_edges(gpt2)) == 32491
+    assert len(ModelGraph.from_config(gpt2).edges) == 32491
 
 
 @pytest.mark.parametrize("ig_steps", [0, 5])
@@ -77,10 +76,10 @@ def test_eap_rank_correlates_with_exact_patching(lm, ig_steps: int) -> None:
     """On the repeatLast corruption ("1 2 3 3"), a small change where the first-order estimate is meant to hold.
     (With randAll the Spearman is ~0.7 while the Pearson of EAP-IG stays ~0.98: the near-zero edges reorder.)"""
     ev = Evaluator(lm, build_task("digits:repeatLast", lm, n_prompts=32))
-    edges = all_edges(lm.model.cfg)
-    exact = path_patch(ev, Masks.full(lm.model), edges)
+    edges = lm.graph.edges
+    exact = path_patch(ev, Masks.full(lm.graph), edges)
     estimate = eap_scores(ev, ig_steps)
-    frame = pd.DataFrame({"exact": [exact[e] for e in edges], "eap": [estimate[e] for e in edges]})
+    frame = pd.DataFrame({"exact": [exact[e.key] for e in edges], "eap": [estimate[e.key] for e in edges]})
     rho = frame.corr(method="spearman").loc["exact", "eap"]
     assert rho >= 0.8, rho
 
@@ -114,7 +113,7 @@ def test_layer_cached_pruning_finds_the_plain_circuit(lm, digits, ablation: str)
     """Lean, TL-forward layer-cached and plain pruning take the same decisions, also from a stricter circuit."""
     strict = None
     for threshold in (0.9, 0.8):
-        start = None if strict is None else names_mask(lm.model.cfg, set(strict))
+        start = None if strict is None else lm.graph.mask(set(strict))
         fast = prune(Evaluator(lm, digits, ablation), threshold, start)
         cached = prune(Evaluator(lm, digits, ablation, lean=False), threshold, start, batch=4)
         plain = prune_plain(Evaluator(lm, digits, ablation), threshold, start)
@@ -132,7 +131,7 @@ def test_random_order_survival(lm, digits) -> None:
     ref = Evaluator(lm, digits, lean=False)
     circuits = random_order_circuits(Evaluator(lm, digits), threshold, orders, seed=1)
     frequencies = survival(Evaluator(lm, digits), threshold, orders, seed=1)
-    everything = set(mask_names(Masks.full(lm.model)))
+    everything = set(lm.graph.names(Masks.full(lm.graph)))
     assert set(frequencies) == everything and all(0.0 <= f <= 1.0 for f in frequencies.values())
     assert all(f == sum(name in c for c in circuits) / orders for name, f in frequencies.items())
     assert {n for n, f in frequencies.items() if f == 1.0} == set.intersection(*map(set, circuits))
@@ -150,17 +149,17 @@ def independent_performance(lm, data, names: set[str]) -> float:
     hooks = []
     for layer in range(model.cfg.n_layers):
         dropped = [h for h in range(model.cfg.n_heads) if f"a{layer}.h{h}" not in names]
-        mean_z = cache[f"blocks.{layer}.attn.hook_z"].mean(0)
+        mean_z = cache[get_act_name("z", layer)].mean(0)
 
         def heads_hook(z, hook, dropped=dropped, mean_z=mean_z):
             z = z.clone()
             z[:, :, dropped] = mean_z[:, dropped]
             return z
 
-        hooks.append((f"blocks.{layer}.attn.hook_z", heads_hook))
+        hooks.append((get_act_name("z", layer), heads_hook))
         if f"m{layer}" not in names:
-            mean_mlp = cache[f"blocks.{layer}.hook_mlp_out"].mean(0)
-            hooks.append((f"blocks.{layer}.hook_mlp_out", lambda out, hook, m=mean_mlp: m.expand_as(out)))
+            mean_mlp = cache[get_act_name("mlp_out", layer)].mean(0)
+            hooks.append((get_act_name("mlp_out", layer), lambda out, hook, m=mean_mlp: m.expand_as(out)))
     rows = torch.arange(data.n)
 
     def ld(logits: torch.Tensor) -> float:
@@ -277,7 +276,7 @@ def test_failed_jobs_write_nothing(lm, tmp_path: Path) -> None:
 
 def test_mask_names_round_trip(lm) -> None:
     names = {"a0.h1", "m2", "a3.h0"}
-    assert set(mask_names(names_mask(lm.model.cfg, names))) == names
+    assert set(lm.graph.names(lm.graph.mask(names))) == names
 
 
 def test_toy_training_is_deterministic() -> None:

@@ -16,8 +16,8 @@ from safetensors.torch import load_file, save_file
 from circuitdb import Catalog, CircuitdbError, Selection
 from circuitdb.cli import main
 from circuitdb.discovery.ablation import logit_diff
-from circuitdb.discovery.feature_jobs import FeatureSpec, discover_features
 from circuitdb.discovery.features import FeatureEvaluator, node_name
+from circuitdb.discovery.jobs import JobSpec, discover
 from circuitdb.discovery.models import load_model
 from circuitdb.discovery.relations import cosine_relations, cross_model_relations, feature_activations
 from circuitdb.discovery.sae import TOY_SAE_DIR, fvu, load_dictionary, residuals, train_sae
@@ -50,9 +50,9 @@ def heldout():
 def feature_runs(lm):
     """Feature circuits of digits and months at 0.9 and 0.8, discovered once for the module."""
     runs = []
-    spec = FeatureSpec(model="toy", saes=["toy:resid2", "toy:resid3"], tasks=["digits", "months"], thresholds=[0.9, 0.8],
-                       n_prompts=32)
-    discover_features(spec, on_run=runs.append, lm=lm)
+    spec = JobSpec(model="toy", methods=["sae-attr"], saes=["toy:resid2", "toy:resid3"], tasks=["digits", "months"],
+                   thresholds=[0.9, 0.8], n_prompts=32)
+    discover(spec, on_run=runs.append, lm=lm)
     return runs
 
 
@@ -319,8 +319,8 @@ def test_shared_features_carry_across_to_a_permuted_dictionary(lm, dicts, tmp_pa
     store = f"kuzu:{tmp_path / 'x.kuzu'}"
     with Catalog(store) as catalog:
         for sae in ("toy:resid2", f"perm2={folder}"):
-            spec = FeatureSpec(model="toy", saes=[sae], tasks=["digits"], thresholds=[0.8], n_prompts=32)
-            discover_features(spec, on_run=catalog.add, lm=lm)
+            spec = JobSpec(model="toy", methods=["sae-attr"], saes=[sae], tasks=["digits"], thresholds=[0.8], n_prompts=32)
+            discover(spec, on_run=catalog.add, lm=lm)
         tokens = [g for s in ("digits", "months") for g in prompt_groups(s, lm, 32)]
         acts = [torch.cat([feature_activations(lm, d, t) for t in tokens]) for d in (dicts[0], other)]
         catalog.add_relations(cross_model_relations("toy", dicts[0], acts[0], "toy", other, acts[1]))

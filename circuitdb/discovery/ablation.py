@@ -1,8 +1,9 @@
-"""Batched ablation and patching on a HookedTransformer: K circuit variants x N prompts in one forward pass.
+"""Ablation for head and feature circuits alike: reference values (mean / zero / resample over the corrupted prompts)
+and keep-mask hooks that swap them in, K circuit variants x N prompts in one forward pass.
 
-A variant is a pair of keep-masks, heads `[K, n_layers, n_heads]` and MLPs `[K, n_layers]`; every component a variant
-does not keep outputs its `Replacement` instead (mean / zero / resample of a reference run, or a patch source).
-Runs can start at any layer from a cached residual stream, which is what makes layer-by-layer pruning cheap.
+Head circuits: a variant is a pair of keep-masks (`graph.Masks`); every head or MLP it does not keep outputs its
+`Replacement` instead. Runs can start at any layer from a cached residual stream, which is what makes layer-by-layer
+pruning cheap. Feature circuits (`features.py`) mask their feature and error activations with the same two functions.
 """
 
 from __future__ import annotations
@@ -14,90 +15,76 @@ from dataclasses import dataclass
 import torch
 from transformer_lens import HookedTransformer
 
+from circuitdb.discovery.graph import Masks
+from circuitdb.discovery.models import LoadedModel
 from circuitdb.errors import CircuitdbError
 
 ABLATIONS = ("mean", "zero", "resample")
 Hook = tuple[str, Callable]
 
 
+def reference(acts_NX: torch.Tensor, ablation: str, seed: int = 0) -> torch.Tensor:
+    """What an ablated activation takes, from its values on the reference prompts `[N, ...]`: their mean per position
+    `[1, ...]`, zeros `[1, ...]`, or the prompts in a seeded shuffle `[N, ...]` (resample)."""
+    if ablation not in ABLATIONS:
+        raise CircuitdbError(f"unknown ablation {ablation!r} (use {', '.join(ABLATIONS)})")
+    if ablation == "resample":
+        return acts_NX[torch.randperm(acts_NX.shape[0], generator=torch.Generator().manual_seed(seed))]
+    mean = acts_NX.mean(0, keepdim=True)
+    return torch.zeros_like(mean) if ablation == "zero" else mean
+
+
+def keep_or_reference(act_KNX: torch.Tensor, keep_KX: torch.Tensor, ref_NX: torch.Tensor) -> torch.Tensor:
+    """Per variant k of an activation `[K*N, ...]`: itself where `keep[k]` is True, the reference `[1|N, ...]` elsewhere;
+    `keep` `[K, ...]` broadcasts against one prompt's activation."""
+    grouped = act_KNX.view(keep_KX.shape[0], -1, *act_KNX.shape[1:])
+    return torch.where(keep_KX.unsqueeze(1), grouped, ref_NX.unsqueeze(0)).view_as(act_KNX)
+
+
+def masking_hook(keep_KX: torch.Tensor, ref_NX: torch.Tensor) -> Callable:
+    """A hook applying `keep_or_reference` (masks live on the CPU, the activations on the job's device)."""
+    keep_KX = keep_KX.to(ref_NX.device)
+
+    def hook(act_KNX: torch.Tensor, hook: object) -> torch.Tensor:
+        return keep_or_reference(act_KNX, keep_KX, ref_NX)
+
+    return hook
+
+
 @dataclass
 class Replacement:
-    """What ablated components output, per layer: head outputs z `[B|1, pos, n_heads, d_head]`, MLP outputs
+    """What ablated heads and MLPs output, per layer: head outputs z `[B|1, pos, n_heads, d_head]`, MLP outputs
     `[B|1, pos, d_model]`."""
 
     z: list[torch.Tensor]
     mlp: list[torch.Tensor]
 
 
-@dataclass
-class Masks:
-    """Keep-masks of K circuit variants: heads `[K, n_layers, n_heads]`, mlps `[K, n_layers]` (True = in the circuit)."""
-
-    heads: torch.Tensor
-    mlps: torch.Tensor
-
-    @property
-    def k(self) -> int:
-        return self.heads.shape[0]
-
-    @classmethod
-    def full(cls, model: HookedTransformer, k: int = 1) -> Masks:
-        cfg = model.cfg
-        return cls(torch.ones(k, cfg.n_layers, cfg.n_heads, dtype=torch.bool), torch.ones(k, cfg.n_layers, dtype=torch.bool))
-
-    def repeat(self, k: int) -> Masks:
-        return Masks(self.heads.expand(k, -1, -1).clone(), self.mlps.expand(k, -1).clone())
-
-
-def activations(model: HookedTransformer, tokens: torch.Tensor) -> Replacement:
+def activations(lm: LoadedModel, tokens: torch.Tensor) -> Replacement:
     """Per-prompt head outputs (hook_z) and MLP outputs of a plain run: the source for patching and resampling."""
-    names = {f"blocks.{layer}.attn.hook_z" for layer in range(model.cfg.n_layers)}
-    names |= {f"blocks.{layer}.hook_mlp_out" for layer in range(model.cfg.n_layers)}
+    blocks = lm.graph.blocks
+    names = {b.z for b in blocks} | {b.mlp_out for b in blocks}
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    n = model.cfg.n_layers
-    return Replacement([cache[f"blocks.{i}.attn.hook_z"] for i in range(n)],
-                       [cache[f"blocks.{i}.hook_mlp_out"] for i in range(n)])
+        _, cache = lm.model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    return Replacement([cache[b.z] for b in blocks], [cache[b.mlp_out] for b in blocks])
 
 
-def replacement(model: HookedTransformer, reference_tokens: torch.Tensor, ablation: str, seed: int = 0) -> Replacement:
-    """Mean (per position, over the reference prompts), zero, or resample (a seeded shuffle of the reference prompts)."""
-    if ablation not in ABLATIONS:
-        raise CircuitdbError(f"unknown ablation {ablation!r} (use {', '.join(ABLATIONS)})")
-    acts = activations(model, reference_tokens)
-    if ablation == "resample":
-        order = torch.randperm(reference_tokens.shape[0], generator=torch.Generator().manual_seed(seed))
-        return Replacement([z[order] for z in acts.z], [m[order] for m in acts.mlp])
-    means = Replacement([z.mean(0, keepdim=True) for z in acts.z], [m.mean(0, keepdim=True) for m in acts.mlp])
-    if ablation == "zero":
-        return Replacement([torch.zeros_like(z) for z in means.z], [torch.zeros_like(m) for m in means.mlp])
-    return means
+def replacement(lm: LoadedModel, reference_tokens: torch.Tensor, ablation: str, seed: int = 0) -> Replacement:
+    """The heads' and MLPs' `reference` values on the reference prompts."""
+    acts = activations(lm, reference_tokens)
+    return Replacement([reference(z, ablation, seed) for z in acts.z], [reference(m, ablation, seed) for m in acts.mlp])
 
 
-def ablation_hooks(masks: Masks, repl: Replacement, n_prompts: int, first_layer: int = 0) -> list[Hook]:
-    """Hooks that swap in the replacement for every component a variant leaves out, from `first_layer` on."""
+def ablation_hooks(lm: LoadedModel, masks: Masks, repl: Replacement, first_layer: int = 0) -> list[Hook]:
+    """Hooks that swap in the replacement for every head and MLP a variant leaves out, from `first_layer` on."""
     hooks: list[Hook] = []
-    k = masks.k
-    for layer in range(first_layer, masks.heads.shape[1]):
-        keep_heads = masks.heads[:, layer]
+    for block in lm.graph.blocks[first_layer:]:
+        keep_heads, keep_mlp = masks.heads[:, block.layer], masks.mlps[:, block.layer]  # [K, n_heads], [K]
         if not keep_heads.all():
-            hooks.append((f"blocks.{layer}.attn.hook_z", _swap(keep_heads[:, None, None, :, None], repl.z[layer], k, n_prompts)))
-        keep_mlp = masks.mlps[:, layer]
+            hooks.append((block.z, masking_hook(keep_heads[:, None, :, None], repl.z[block.layer])))
         if not keep_mlp.all():
-            hooks.append((f"blocks.{layer}.hook_mlp_out", _swap(keep_mlp[:, None, None, None], repl.mlp[layer], k, n_prompts)))
+            hooks.append((block.mlp_out, masking_hook(keep_mlp[:, None, None], repl.mlp[block.layer])))
     return hooks
-
-
-def _swap(keep: torch.Tensor, source: torch.Tensor, k: int, n: int) -> Callable:
-    """A hook: activation `[K*N, ...]` -> where(keep, activation, source) per variant (masks live on the CPU, the
-    activations on the job's device)."""
-    keep = keep.to(source.device)
-
-    def hook(act: torch.Tensor, hook: object) -> torch.Tensor:
-        grouped = act.view(k, n, *act.shape[1:])
-        return torch.where(keep, grouped, source.unsqueeze(0)).view_as(act)
-
-    return hook
 
 
 @contextmanager
@@ -118,7 +105,7 @@ def embed(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def run_blocks(
-    model: HookedTransformer,
+    lm: LoadedModel,
     resid_NPD: torch.Tensor,
     start: int,
     masks: Masks,
@@ -127,14 +114,12 @@ def run_blocks(
     extra: list[Hook] = (),
 ) -> torch.Tensor:
     """Residual stream `[K*N, pos, d_model]` after blocks start..stop-1 for each variant, from a shared input `[N, pos, d]`."""
-    n = resid_NPD.shape[0]
     x = resid_NPD.repeat(masks.k, 1, 1)
-    stop = model.cfg.n_layers if stop is None else stop
+    stop = lm.graph.n_layers if stop is None else stop
     if start == stop:
         return x
-    hooks = ablation_hooks(masks, repl, n, start) + list(extra)
-    with model.hooks(fwd_hooks=hooks):
-        return model(x, start_at_layer=start, stop_at_layer=stop)
+    with lm.model.hooks(fwd_hooks=ablation_hooks(lm, masks, repl, start) + list(extra)):
+        return lm.model(x, start_at_layer=start, stop_at_layer=stop)
 
 
 def logit_diff(model: HookedTransformer, resid_final: torch.Tensor, answers: torch.Tensor,

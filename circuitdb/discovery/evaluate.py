@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from transformer_lens import HookedTransformer
 
-from circuitdb.discovery.ablation import Masks, Replacement, embed, logit_diff, replacement, run_blocks
-from circuitdb.discovery.graph import names_mask
+from circuitdb.discovery.ablation import Replacement, embed, logit_diff, replacement, run_blocks
+from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.tasks import TaskData, full_logit_diff
 
@@ -186,14 +186,19 @@ class Evaluator:
     blocks: int = field(default=0, init=False)  # transformer blocks run, summed over variants
 
     def __post_init__(self) -> None:
-        self.repl = replacement(self.lm.model, self.data.corrupt, self.ablation, self.seed)
+        self.repl = replacement(self.lm, self.data.corrupt, self.ablation, self.seed)
         self.full = full_logit_diff(self.lm, self.data)
         self.embedded = embed(self.lm.model, self.data.clean)
         self.runner = LeanBlocks(self.lm.model, self.repl) if self.lean and lean_fits(self.lm.model) else None
 
     @property
+    def graph(self) -> ModelGraph:
+        """The model's graph: circuit names to keep-masks and back."""
+        return self.lm.graph
+
+    @property
     def n_layers(self) -> int:
-        return self.lm.model.cfg.n_layers
+        return self.lm.graph.n_layers
 
     def resid(self, masks: Masks, start: int, resid: torch.Tensor, stop: int | None = None) -> torch.Tensor:
         """Residual stream after running blocks start..stop-1 of each variant from `resid` `[N, pos, d]`."""
@@ -202,7 +207,7 @@ class Evaluator:
         with torch.no_grad():
             if self.runner is not None and masks.k == 1:
                 return self.runner.resid(masks, start, resid, stop)
-            return run_blocks(self.lm.model, resid, start, masks, self.repl, stop)
+            return run_blocks(self.lm, resid, start, masks, self.repl, stop)
 
     def performance_from(self, masks: Masks, start: int, resid: torch.Tensor) -> torch.Tensor:
         """Performance `[K]` of each variant, running only from layer `start` on a cached residual stream (lean when
@@ -215,14 +220,14 @@ class Evaluator:
         with torch.no_grad():
             if lean:
                 return self._score(self.runner.final(masks, start, resid))
-            return self._score(run_blocks(self.lm.model, resid, start, masks, self.repl))
+            return self._score(run_blocks(self.lm, resid, start, masks, self.repl))
 
     def performance(self, masks: Masks) -> torch.Tensor:
         """Performance `[K]` of each variant: one full TransformerLens forward from the embedding (the reference)."""
         self.passes += masks.k
         self.blocks += masks.k * self.n_layers
         with torch.no_grad():
-            return self._score(run_blocks(self.lm.model, self.embedded, 0, masks, self.repl))
+            return self._score(run_blocks(self.lm, self.embedded, 0, masks, self.repl))
 
     def _score(self, final: torch.Tensor) -> torch.Tensor:
         """Performance of a final residual stream `[K*N, pos, d]` (only its last position is read)."""
@@ -238,9 +243,9 @@ class Evaluator:
 
     def faithfulness(self, names: set[str]) -> float:
         """Performance with everything outside the circuit ablated."""
-        return self.performance(names_mask(self.lm.model.cfg, names)).item()
+        return self.performance(self.graph.mask(names)).item()
 
     def completeness(self, names: set[str]) -> float:
         """Performance with the circuit itself ablated (low means the circuit is what carries the task)."""
-        mask = names_mask(self.lm.model.cfg, names)
+        mask = self.graph.mask(names)
         return self.performance(Masks(~mask.heads, ~mask.mlps)).item()

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from circuitdb.discovery.ablation import logit_diff
+from circuitdb.discovery.ablation import keep_or_reference, logit_diff, reference
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.sae import Dictionary
 from circuitdb.discovery.tasks import TaskData, full_logit_diff
 from circuitdb.errors import CircuitdbError
 
 Node = tuple[str, int | None]  # (dictionary, feature index) or (dictionary, None) for its error node
-Hook = tuple[str, Callable]
 
 
 def node_name(node: Node) -> str:
@@ -63,24 +62,13 @@ class FeatureEvaluator:
         with torch.no_grad():
             _, cache = self.lm.model.run_with_cache(self.data.corrupt, names_filter=lambda n: n in hooks)
         out = {}
-        order = torch.randperm(self.data.n, generator=torch.Generator().manual_seed(self.seed))
         for d in self.dictionaries:
             x = cache[d.hook]
             with torch.no_grad():
                 f = d.encode(x)
                 err = x - d.decode(f)
-            if self.ablation == "mean":
-                f, err = f.mean(0, keepdim=True), err.mean(0, keepdim=True)
-            elif self.ablation == "zero":
-                f, err = torch.zeros_like(f[:1]), torch.zeros_like(err[:1])
-            else:
-                f, err = f[order], err[order]
-            out[d.name] = Reference(f, err)
+            out[d.name] = Reference(reference(f, self.ablation, self.seed), reference(err, self.ablation, self.seed))
         return out
-
-    def nodes(self) -> list[Node]:
-        """Every feature and error node of every dictionary, in layer order."""
-        return [(d.name, i) for d in self.dictionaries for i in [*range(d.size), None]]
 
     def keep_all(self, k: int = 1) -> dict[str, torch.Tensor]:
         """Keep-masks `[K, d_sae + 1]` per dictionary with everything kept."""
@@ -97,22 +85,21 @@ class FeatureEvaluator:
     def performance(self, keep: dict[str, torch.Tensor]) -> torch.Tensor:
         """Performance `[K]`: LD with the features each variant leaves out ablated, over the full model's LD."""
         k = next(iter(keep.values())).shape[0]
-        hooks = [(d.hook, self._splice(d, keep[d.name], k, self.data.n)) for d in self.dictionaries]
+        hooks = [(d.hook, self._splice(d, keep[d.name])) for d in self.dictionaries]
         with torch.no_grad(), self.lm.model.hooks(fwd_hooks=hooks):
             resid = self.lm.model(self.data.clean.repeat(k, 1), stop_at_layer=self.lm.model.cfg.n_layers)
             return logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors) / self.full
 
-    def _splice(self, d: Dictionary, keep: torch.Tensor, k: int, n: int) -> Callable:
-        """A hook: `decode(f) + err` at `d` with what each of the K variants leaves out set to its reference."""
+    def _splice(self, d: Dictionary, keep: torch.Tensor) -> Callable:
+        """A hook: `decode(f) + err` at `d` with what each variant of `keep` `[K, d_sae + 1]` leaves out set to its
+        reference."""
         ref = self.refs[d.name]
-        keep = keep.to(ref.f.device)
+        keep_f, keep_err = keep[:, None, :-1].to(ref.f.device), keep[:, None, -1:].to(ref.f.device)  # [K, 1, d_sae], [K, 1, 1]
 
-        def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
-            f = d.encode(x)
-            err = x - d.decode(f)
-            f = torch.where(keep[:, None, None, :-1], f.view(k, n, *f.shape[1:]), ref.f.unsqueeze(0)).view_as(f)
-            err = torch.where(keep[:, None, None, -1:], err.view(k, n, *err.shape[1:]), ref.err.unsqueeze(0)).view_as(err)
-            return d.decode(f) + err
+        def hook(x_KNPD: torch.Tensor, hook: object) -> torch.Tensor:
+            f = d.encode(x_KNPD)
+            err = x_KNPD - d.decode(f)
+            return d.decode(keep_or_reference(f, keep_f, ref.f)) + keep_or_reference(err, keep_err, ref.err)
 
         return hook
 
@@ -208,8 +195,7 @@ class FeatureEvaluator:
             f = down.encode(x)
             captured["f"], captured["err"] = f, x - down.decode(f)
 
-        n = self.data.n
-        with torch.no_grad(), self.lm.model.hooks(fwd_hooks=[(up.hook, self._splice(up, keep[up.name], 1, n)),
+        with torch.no_grad(), self.lm.model.hooks(fwd_hooks=[(up.hook, self._splice(up, keep[up.name])),
                                                              (down.hook, capture)]):
             self.lm.model(self.data.clean, stop_at_layer=down.layer + 1)
         patched_f, patched_err = captured["f"], captured["err"]
@@ -246,31 +232,3 @@ def _leaf_splice(d: Dictionary, leaves: dict[str, torch.Tensor]) -> Callable:
 def _order(node: Node) -> tuple[int, int]:
     """Features by index, the error node last."""
     return (1, 0) if node[1] is None else (0, node[1])
-
-
-def select(ev: FeatureEvaluator, scores: dict[Node, float], threshold: float, top_k: int | None = None,
-           node_threshold: float | None = None, within: int | None = None,
-           progress: Callable[[int], None] | None = None) -> list[Node]:
-    """The fewest top-attributed nodes whose circuit reaches `threshold` (binary search over prefixes of the ranking).
-
-    Candidates are all nodes, or those with attribution >= `node_threshold` (a fraction of the full LD); at most `top_k`, at most
-    `within` (the stricter circuit's size, so a threshold ladder nests). CircuitdbError when they cannot reach it.
-    """
-    ranked = [n for n in sorted(scores, key=lambda n: -scores[n]) if node_threshold is None or scores[n] >= node_threshold]
-    ranked = ranked[: min(x for x in (top_k, within, len(ranked)) if x is not None)]
-    if not ranked or ev.faithfulness(set(ranked)) < threshold:
-        reach = ev.faithfulness(set(ranked)) if ranked else 0.0
-        raise CircuitdbError(
-            f"task {ev.data.name}: the {len(ranked)} candidate features reach {reach:.3f} of the full model, below the "
-            f"threshold {threshold:g}; raise --top-k, lower --node-threshold, or lower the threshold"
-        )
-    lo, hi = 1, len(ranked)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if progress:
-            progress(1)
-        if ev.faithfulness(set(ranked[:mid])) >= threshold:
-            hi = mid
-        else:
-            lo = mid + 1
-    return ranked[:lo]

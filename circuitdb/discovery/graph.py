@@ -1,76 +1,167 @@
-"""The computational graph in EAP-IG/MIB names: nodes `input`, `a<L>.h<H>`, `m<L>`, `logits`, and its edges.
+"""The model's computational graph in EAP-IG/MIB names, built once from its config, and TransformerLens hook names.
 
-Edges run from every earlier node into each head's q, k and v input, each MLP and the logits (32,491 for GPT-2 small).
+Nodes `input`, `a<L>.h<H>`, `m<L>`, `logits` know their layer, kind, index and hooks; edges run from every earlier node
+into each head's q, k and v input, each MLP and the logits (32,491 for GPT-2 small). `Masks` keep some of its heads
+and MLPs. `hook` is the one place that spells a hook name; everything else reads them from a `Block` or a `Node`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from transformer_lens import HookedTransformerConfig
 
-from circuitdb.discovery.ablation import Masks
-from circuitdb.domain import parse_component
-
 EdgeKey = tuple[str, str, str]  # sender, receiver, q/k/v or ""
+QKV = ("q", "k", "v")
 
 
-def senders(cfg: HookedTransformerConfig) -> list[str]:
-    """Forward nodes in order: input, then per layer the heads and the MLP."""
-    out = ["input"]
-    for layer in range(cfg.n_layers):
-        out += [f"a{layer}.h{h}" for h in range(cfg.n_heads)] + [f"m{layer}"]
-    return out
+def hook(layer: int, point: str) -> str:
+    """TransformerLens's name of hook `point` in block `layer`: hook(3, "attn.hook_z") is `blocks.3.attn.hook_z`."""
+    return f"blocks.{layer}.{point}"
 
 
-def upstream(cfg: HookedTransformerConfig, receiver: str) -> list[str]:
-    """The nodes whose outputs reach `receiver`'s input (attention before the MLP of the same layer)."""
-    nodes = senders(cfg)
-    if receiver == "logits":
-        return nodes
-    component = parse_component(receiver)
-    layer = component.layer
-    cut = 1 + layer * (cfg.n_heads + 1) + (cfg.n_heads if component.kind == "mlp" else 0)
-    return nodes[:cut]
+def hook_layer(name: str) -> int:
+    """The block a hook name belongs to: `blocks.3.attn.hook_z` -> 3."""
+    return int(name.split(".")[1])
 
 
-def receivers(cfg: HookedTransformerConfig) -> list[tuple[str, str]]:
-    """(receiver, input) pairs: each head's q, k, v; each MLP; the logits."""
-    out = []
-    for layer in range(cfg.n_layers):
-        out += [(f"a{layer}.h{h}", qkv) for qkv in "qkv" for h in range(cfg.n_heads)] + [(f"m{layer}", "")]
-    return [*out, ("logits", "")]
+@dataclass(frozen=True)
+class Block:
+    """The hook names of one transformer block, shapes per prompt batch `[N, pos, ...]`."""
+
+    layer: int
+    resid_pre: str  # [N, pos, d_model] entering the block
+    z: str  # [N, pos, n_heads, d_head] per-head outputs before W_O
+    qkv: dict[str, str]  # q/k/v -> [N, pos, n_heads, d_head]
+    qkv_input: dict[str, str]  # q/k/v -> [N, pos, n_heads, d_model] per-head inputs (with split q/k/v inputs on)
+    mlp_in: str  # [N, pos, d_model]
+    mlp_out: str  # [N, pos, d_model]
+    resid_post: str  # [N, pos, d_model] leaving the block
+
+    @classmethod
+    def at(cls, layer: int) -> Block:
+        return cls(layer, hook(layer, "hook_resid_pre"), hook(layer, "attn.hook_z"),
+                   {x: hook(layer, f"attn.hook_{x}") for x in QKV}, {x: hook(layer, f"hook_{x}_input") for x in QKV},
+                   hook(layer, "hook_mlp_in"), hook(layer, "hook_mlp_out"), hook(layer, "hook_resid_post"))
 
 
-def all_edges(cfg: HookedTransformerConfig) -> list[EdgeKey]:
-    """Every edge of the full graph."""
-    return [(s, r, i) for r, i in receivers(cfg) for s in upstream(cfg, r)]
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One node: `kind` embed | head | mlp | logits (as `domain.Component`), its block (`input` 0, `logits` n_layers, as in
+    EAP-IG), its head index, its place in forward order, the hook holding its output (a head's is hook_z at `index`;
+    the logits have none) and the hooks of its inputs by q/k/v ("" for an MLP's or the logits' one input)."""
+
+    name: str
+    kind: str
+    layer: int
+    index: int | None
+    order: int
+    hook: str
+    inputs: dict[str, str]
 
 
-def circuit_edges(cfg: HookedTransformerConfig, nodes: set[str]) -> list[EdgeKey]:
-    """Edges among a circuit's nodes (the input and logits always count as present)."""
-    present = nodes | {"input", "logits"}
-    return [(s, r, i) for s, r, i in all_edges(cfg) if s in present and r in present]
+@dataclass(frozen=True, eq=False)
+class GraphEdge:
+    """An edge: the sender's output into the receiver's q, k or v input (heads) or its only input ("")."""
+
+    sender: Node
+    receiver: Node
+    qkv: str
+    key: EdgeKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.sender.name, self.receiver.name, self.qkv))
 
 
-def mask_names(masks: Masks, k: int = 0) -> list[str]:
-    """Names of the heads and MLPs variant k keeps, in forward order."""
-    heads, mlps = masks.heads[k], masks.mlps[k]
-    names = []
-    for layer in range(heads.shape[0]):
-        names += [f"a{layer}.h{h}" for h in range(heads.shape[1]) if heads[layer, h]]
-        if mlps[layer]:
-            names.append(f"m{layer}")
-    return names
+@dataclass
+class Masks:
+    """Keep-masks of K circuit variants: heads `[K, n_layers, n_heads]`, mlps `[K, n_layers]` (True = in the circuit)."""
+
+    heads: torch.Tensor
+    mlps: torch.Tensor
+
+    @property
+    def k(self) -> int:
+        return self.heads.shape[0]
+
+    @classmethod
+    def full(cls, graph: ModelGraph, k: int = 1) -> Masks:
+        """K variants keeping everything."""
+        return cls(torch.ones(k, graph.n_layers, graph.n_heads, dtype=torch.bool),
+                   torch.ones(k, graph.n_layers, dtype=torch.bool))
+
+    def repeat(self, k: int) -> Masks:
+        return Masks(self.heads.expand(k, -1, -1).clone(), self.mlps.expand(k, -1).clone())
 
 
-def names_mask(cfg: HookedTransformerConfig, names: set[str]) -> Masks:
-    """A one-variant mask keeping exactly the named heads and MLPs."""
-    heads = torch.zeros(1, cfg.n_layers, cfg.n_heads, dtype=torch.bool)
-    mlps = torch.zeros(1, cfg.n_layers, dtype=torch.bool)
-    for name in names:
-        component = parse_component(name)
-        if component.kind == "head":
-            heads[0, component.layer, component.index] = True
-        elif component.kind == "mlp":
-            mlps[0, component.layer] = True
-    return Masks(heads, mlps)
+class ModelGraph:
+    """Nodes by name in forward order (input, per layer the heads then the MLP, logits), the blocks' hooks, the
+    receivers (each head's q, k, v per layer, then the MLP; the logits last) and every edge, in receiver order."""
+
+    def __init__(self, n_layers: int, n_heads: int) -> None:
+        self.n_layers, self.n_heads = n_layers, n_heads
+        self.blocks = [Block.at(layer) for layer in range(n_layers)]
+        b = self.blocks
+        nodes = [Node("input", "embed", 0, None, 0, b[0].resid_pre, {})]
+        self.heads: list[list[Node]] = []  # per layer
+        self.mlps: list[Node] = []  # per layer
+        for layer in range(n_layers):
+            self.heads.append([Node(f"a{layer}.h{h}", "head", layer, h, len(nodes) + h, b[layer].z, b[layer].qkv_input)
+                               for h in range(n_heads)])
+            nodes += self.heads[-1]
+            self.mlps.append(Node(f"m{layer}", "mlp", layer, None, len(nodes), b[layer].mlp_out, {"": b[layer].mlp_in}))
+            nodes.append(self.mlps[-1])
+        nodes.append(Node("logits", "logits", n_layers, None, len(nodes), "", {"": b[-1].resid_post}))
+        self.nodes = {node.name: node for node in nodes}
+        self.senders = nodes[:-1]
+        self.receivers: list[tuple[Node, str]] = []
+        for layer in range(n_layers):
+            self.receivers += [(head, x) for x in QKV for head in self.heads[layer]] + [(self.mlps[layer], "")]
+        self.receivers.append((self.nodes["logits"], ""))
+        self.edges = [GraphEdge(s, r, x) for r, x in self.receivers for s in self.upstream(r)]
+
+    @classmethod
+    def from_config(cls, cfg: HookedTransformerConfig) -> ModelGraph:
+        """The graph of a model: it depends on its number of layers and heads only."""
+        return cls(cfg.n_layers, cfg.n_heads)
+
+    def upstream(self, receiver: Node) -> list[Node]:
+        """The nodes whose outputs reach `receiver`'s input (a layer's heads before its MLP)."""
+        if receiver.kind == "head":
+            return self.senders[: self.heads[receiver.layer][0].order]
+        return self.senders[: receiver.order]
+
+    def forward(self, names: set[str]) -> list[str]:
+        """`names` in forward order."""
+        return sorted(names, key=lambda n: self.nodes[n].order)
+
+    def circuit_edges(self, names: set[str]) -> list[GraphEdge]:
+        """Edges among a circuit's nodes (the input and logits always count as present)."""
+        present = names | {"input", "logits"}
+        return [e for e in self.edges if e.sender.name in present and e.receiver.name in present]
+
+    def components(self, names: set[str] | list[str]) -> set[str]:
+        """The heads and MLPs among `names` (other components, e.g. SAE features, are not in this graph)."""
+        return {n for n in names if n in self.nodes and self.nodes[n].kind in ("head", "mlp")}
+
+    def mask(self, names: set[str]) -> Masks:
+        """A one-variant mask keeping exactly the named heads and MLPs."""
+        masks = Masks(torch.zeros(1, self.n_layers, self.n_heads, dtype=torch.bool),
+                      torch.zeros(1, self.n_layers, dtype=torch.bool))
+        for node in (self.nodes[n] for n in names):
+            if node.kind == "head":
+                masks.heads[0, node.layer, node.index] = True
+            elif node.kind == "mlp":
+                masks.mlps[0, node.layer] = True
+        return masks
+
+    def names(self, masks: Masks, k: int = 0) -> list[str]:
+        """The heads and MLPs variant k keeps, in forward order."""
+        heads, mlps = masks.heads[k].tolist(), masks.mlps[k].tolist()
+        out = []
+        for layer in range(self.n_layers):
+            out += [node.name for node in self.heads[layer] if heads[layer][node.index]]
+            if mlps[layer]:
+                out.append(self.mlps[layer].name)
+        return out

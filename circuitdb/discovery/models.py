@@ -9,12 +9,14 @@ import json
 import os
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.codec import Codec, HFCodec
+from circuitdb.discovery.graph import ModelGraph
 from circuitdb.domain import Model
 from circuitdb.errors import CircuitdbError
 
@@ -23,12 +25,17 @@ HUB = ("huggingface.co", 443)
 
 @dataclass
 class LoadedModel:
-    """A HookedTransformer with the hooks discovery needs switched on, its tokenizer and catalog identity."""
+    """A HookedTransformer with the hooks discovery needs switched on, its tokenizer, graph and catalog identity."""
 
     name: str
     model: HookedTransformer
     codec: Codec
     source: str
+
+    @cached_property
+    def graph(self) -> ModelGraph:
+        """The model's node and edge graph, built on first use."""
+        return ModelGraph.from_config(self.model.cfg)
 
     @property
     def meta(self) -> Model:

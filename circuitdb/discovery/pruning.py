@@ -20,10 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from circuitdb.discovery.ablation import Masks
 from circuitdb.discovery.evaluate import Evaluator
-from circuitdb.discovery.graph import mask_names, names_mask
-from circuitdb.domain import parse_component
+from circuitdb.discovery.graph import Masks
 
 Candidate = tuple[int, int | None]  # (layer, head) or (layer, None) for the MLP
 Progress = Callable[[int], None]
@@ -108,19 +106,19 @@ def prune(ev: Evaluator, threshold: float, start: Masks | None = None, batch: in
           progress: Progress | None = None) -> Pruned:
     """Alternate backward and forward sweeps until one removes nothing. `batch` caps the candidates scored together:
     on CPU a bigger batch costs more per candidate (memory traffic), so the cap mostly bounds memory."""
-    masks = start.repeat(1) if start is not None else Masks.full(ev.lm.model)
+    masks = start.repeat(1) if start is not None else Masks.full(ev.graph)
     passes, sweeps, backward = ev.passes, 0, True
     while True:
         sweeps += 1
         if not _sweep(ev, masks, threshold, backward, batch, progress):
             break
         backward = not backward
-    return Pruned(mask_names(masks), ev.performance_from(masks, 0, ev.embedded).item(), sweeps, ev.passes - passes)
+    return Pruned(ev.graph.names(masks), ev.performance_from(masks, 0, ev.embedded).item(), sweeps, ev.passes - passes)
 
 
 def prune_plain(ev: Evaluator, threshold: float, start: Masks | None = None) -> Pruned:
     """The same algorithm with one full forward from the embedding per candidate: the benchmark's baseline."""
-    masks = start.repeat(1) if start is not None else Masks.full(ev.lm.model)
+    masks = start.repeat(1) if start is not None else Masks.full(ev.graph)
     passes, sweeps, backward = ev.passes, 0, True
     while True:
         sweeps += 1
@@ -134,7 +132,7 @@ def prune_plain(ev: Evaluator, threshold: float, start: Masks | None = None) -> 
         if not removed:
             break
         backward = not backward
-    return Pruned(mask_names(masks), ev.performance(masks).item(), sweeps, ev.passes - passes)
+    return Pruned(ev.graph.names(masks), ev.performance(masks).item(), sweeps, ev.passes - passes)
 
 
 def random_order_circuits(ev: Evaluator, threshold: float, orders: int, seed: int = 0,
@@ -144,7 +142,7 @@ def random_order_circuits(ev: Evaluator, threshold: float, orders: int, seed: in
     rng = random.Random(seed)
     circuits = []
     for _ in range(orders):
-        masks = Masks.full(ev.lm.model)
+        masks = Masks.full(ev.graph)
         while True:
             cands = [c for layer in range(ev.n_layers) for c in _layer_candidates(masks, layer, True)]
             rng.shuffle(cands)
@@ -157,23 +155,22 @@ def random_order_circuits(ev: Evaluator, threshold: float, orders: int, seed: in
                 progress(1)
             if not removed:
                 break
-        circuits.append(mask_names(masks))
+        circuits.append(ev.graph.names(masks))
     return circuits
 
 
 def survival(ev: Evaluator, threshold: float, orders: int, seed: int = 0, progress: Progress | None = None) -> dict[str, float]:
     """Robustness: per component, the fraction of `orders` random-order prunings whose circuit keeps it."""
     circuits = random_order_circuits(ev, threshold, orders, seed, progress)
-    return {name: sum(name in c for c in circuits) / orders for name in mask_names(Masks.full(ev.lm.model))}
+    return {name: sum(name in c for c in circuits) / orders for name in ev.graph.names(Masks.full(ev.graph))}
 
 
 def member_scores(ev: Evaluator, names: list[str]) -> dict[str, float]:
     """Each member's importance: how much performance drops when it alone is removed from the final circuit."""
     if not names:
         return {}
-    masks = names_mask(ev.lm.model.cfg, set(names))
+    masks = ev.graph.mask(set(names))
     base = ev.performance(masks).item()
-    parsed = [parse_component(n) for n in names]
-    candidates = [(c.layer, c.index if c.kind == "head" else None) for c in parsed]
+    candidates = [(ev.graph.nodes[n].layer, ev.graph.nodes[n].index) for n in names]
     drops = ev.performance(_without(masks, candidates))
     return {name: round(base - drop, 8) for name, drop in zip(names, drops.tolist())}

@@ -51,7 +51,7 @@ def match_features(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     corr[norm_a == 0] = 0
     corr[:, norm_b == 0] = 0
     score, index = corr.max(dim=1)
-    return index, score
+    return index, score.clamp(-1.0, 1.0)  # float32 rounding can pass 1 by a hair (1.000001)
 
 
 def cross_model_relations(model_a: str, dict_a: Dictionary, acts_a: torch.Tensor, model_b: str, dict_b: Dictionary,

@@ -18,6 +18,7 @@ import torch
 from sae_lens import SAE, StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 
+from circuitdb.discovery.graph import hook_layer
 from circuitdb.discovery.models import LoadedModel, hub_unavailable, load_model
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
@@ -48,7 +49,7 @@ class Dictionary:
     @property
     def layer(self) -> int:
         """The block whose hook the dictionary reads."""
-        return int(self.hook.split(".")[1])
+        return hook_layer(self.hook)
 
     @property
     def size(self) -> int:
@@ -96,7 +97,7 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
     hook = sae.cfg.metadata.hook_name
     if sae.cfg.d_in != lm.model.cfg.d_model:
         raise CircuitdbError(f"SAE {spec} reads width {sae.cfg.d_in}, model {lm.name} has d_model {lm.model.cfg.d_model}")
-    layer_ok = _HOOK.match(hook or "") and int(hook.split(".")[1]) < lm.model.cfg.n_layers
+    layer_ok = _HOOK.match(hook or "") and hook_layer(hook) < lm.model.cfg.n_layers
     if not layer_ok:
         raise CircuitdbError(f"SAE {spec} hooks {hook!r}, which model {lm.name} does not have")
     for parameter in sae.parameters():
@@ -134,7 +135,7 @@ def residuals(lm: LoadedModel, tokens: torch.Tensor, lengths: torch.Tensor, hook
     with torch.no_grad():
         for lo in range(0, tokens.shape[0], 512):
             _, cache = lm.model.run_with_cache(tokens[lo:lo + 512], names_filter=hook,
-                                               stop_at_layer=int(hook.split(".")[1]) + 1)
+                                               stop_at_layer=hook_layer(hook) + 1)
             acts, n = cache[hook], lengths[lo:lo + 512]
             keep = (torch.arange(acts.shape[1])[None, :] < n[:, None]) & (torch.arange(acts.shape[1])[None, :] > 0)
             out.append(acts[keep])
@@ -162,7 +163,7 @@ def train_sae(lm: LoadedModel, layer: int, train: torch.Tensor, heldout: torch.T
     try:
         generator = torch.Generator().manual_seed(seed)
         d = train.shape[1]
-        hook = f"blocks.{layer}.hook_resid_pre"
+        hook = lm.graph.blocks[layer].resid_pre
         metadata = SAEMetadata(hook_name=hook, model_name=lm.name)
         sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=EXPANSION * d, metadata=metadata))
         with torch.no_grad():
@@ -211,7 +212,7 @@ def train_toy_saes(lm: LoadedModel, seed: int = 0, folder: Path = TOY_SAE_DIR,
     train, heldout = (example_tensors(toy_codec(), part) for part in toy_dataset(seed))
     reports = []
     for layer in TOY_LAYERS:
-        hook = f"blocks.{layer}.hook_resid_pre"
+        hook = lm.graph.blocks[layer].resid_pre
         dictionary, report = train_sae(lm, layer, residuals(lm, train[0], train[1], hook),
                                        residuals(lm, heldout[0], heldout[1], hook), seed, progress)
         save_dictionary(dictionary, report, folder / dictionary.name)

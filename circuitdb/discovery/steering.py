@@ -124,7 +124,7 @@ def effects(lm: LoadedModel, vector: torch.Tensor | list[float], layer: int, coe
     with torch.no_grad():
         for tokens in groups:
             clean_logits, clean = lm.model.run_with_cache(tokens, names_filter=lambda n: n in hooks)
-            with lm.model.hooks(fwd_hooks=[(f"blocks.{layer}.hook_resid_pre", steer)]):
+            with lm.model.hooks(fwd_hooks=[(lm.graph.blocks[layer].resid_pre, steer)]):
                 steered_logits, steered = lm.model.run_with_cache(tokens, names_filter=lambda n: n in hooks)
             for d in later:
                 deltas[d.name] += (d.encode(steered[d.hook][:, -1]) - d.encode(clean[d.hook][:, -1])).sum(0)

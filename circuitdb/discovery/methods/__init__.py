@@ -1,0 +1,8 @@
+"""The discovery methods, one registry: each a `Method` record that the one job loop (`jobs.discover`) runs."""
+
+from circuitdb.discovery.methods.base import Method
+from circuitdb.discovery.methods.eap import EAP, EAP_IG
+from circuitdb.discovery.methods.prune import PRUNE
+from circuitdb.discovery.methods.sae_attr import SAE_ATTR
+
+METHODS: dict[str, Method] = {m.name: m for m in (PRUNE, EAP, EAP_IG, SAE_ATTR)}
