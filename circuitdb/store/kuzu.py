@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sys
@@ -29,6 +30,8 @@ from circuitdb.store.writes import (
     run_steps,
 )
 
+# a process that is not circuitdb's holds the file
+BUSY = re.compile(r"Could not set lock")
 PLAN_OPERATOR = re.compile(r"([A-Z][A-Z_]+)\[\d+\]")
 PLAN_FUNCTION = re.compile(r"Function: (\w+)")
 # plan operators that write files, load extensions, switch databases or open transactions
@@ -52,23 +55,35 @@ class KuzuStore:
             self.init()
 
     def _open(self) -> None:
-        """Open the file; while another process holds the lock this needs, wait (saying so once) up to `wait_s`."""
+        """Take the sidecar lock (shared to read, exclusive to write) before Kuzu touches any file, then open; while
+        another process holds what this needs, wait (saying so once) up to `wait_s`. Kuzu's own lock alone lets a
+        process that opens race one that checkpoints or closes (its WAL and shadow files come and go)."""
         deadline, said = time.monotonic() + self.wait_s, False
+        try:
+            lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held until release()
+        except OSError as exc:
+            raise StoreError(f"cannot open Kuzu store at {self.path}: {exc.strerror} ({exc.filename})") from None
         while True:
             try:
+                fcntl.flock(lock, (fcntl.LOCK_SH if self.read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 self.db = kuzu.Database(str(self.path), read_only=self.read_only)
-                self._conn = kuzu.Connection(self.db)
+                self._conn, self._lock = kuzu.Connection(self.db), lock
                 return
+            except BlockingIOError:
+                pass
             except RuntimeError as exc:
-                if "Could not set lock" not in str(exc):
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                if not BUSY.search(str(exc)):
+                    lock.close()
                     raise StoreError(f"cannot open Kuzu store at {self.path}: {exc}") from None
             if time.monotonic() >= deadline:
+                lock.close()
                 raise StoreError(f"{self.path} is in use by another process (a writer, or readers while you write); "
                                  f"waited {self.wait_s:g} s: try again, or give --wait more seconds")
             if not said:
                 sys.stderr.write(f"waiting up to {self.wait_s:g} s for {self.path}: another process is using it\n")
                 said = True
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def release(self) -> None:
         """Let other processes in until the next use (a long job between its writes)."""
@@ -76,6 +91,7 @@ class KuzuStore:
             self._conn.close()
             self.db.close()
             self._conn = None
+            self._lock.close()  # closing the file drops the lock
 
     @property
     def conn(self) -> kuzu.Connection:
