@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +15,11 @@ import kuzu
 import pyarrow as pa
 
 from circuitdb.errors import CircuitdbError, StoreError
-from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import kuzu_ddl
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
-from circuitdb.store.writes import (
-    Rows,
-    Steps,
-    delete_run,
-    replace_evaluations,
-    replace_relations,
-    replace_run,
-    replace_steering,
-    run_steps,
-)
+from circuitdb.store.writes import Rows, SmallWrites, Steps, replace_run, run_steps
 
 # a process that is not circuitdb's holds the file
 BUSY = re.compile(r"Could not set lock")
@@ -42,7 +33,7 @@ READ_FUNCTIONS = {"READ_FTABLE", "TABLE_INFO", "CURRENT_SETTING", "DB_VERSION", 
 READ_FUNCTION_PREFIXES = ("SHOW_",)
 
 
-class KuzuStore:
+class KuzuStore(SmallWrites):
     """The embedded default: nothing to start, one file."""
 
     backend = "kuzu"
@@ -153,9 +144,6 @@ class KuzuStore:
         if table.num_rows:
             self._exec(f"COPY {table_name} FROM $rows", {"rows": table})
 
-    def delete_run(self, run_id: str) -> bool:
-        return self._small_write(f"deleting run {run_id}", delete_run(run_id))
-
     def write_run(self, tables: RunTables) -> None:
         self.write_runs([tables])
 
@@ -195,12 +183,12 @@ class KuzuStore:
                 sys.stderr.flush()
                 os._exit(70)
 
-    def _small_write(self, what: str, steps: Steps) -> Any:
+    def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
         """Steps in one transaction (no COPY, so a rollback is safe); the generator's result."""
         with signals_held(what):
             self._exec("BEGIN TRANSACTION")
             try:
-                result = run_steps(steps, self._rows)
+                result = run_steps(make_steps(), self._rows)
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, RuntimeError):
@@ -208,15 +196,6 @@ class KuzuStore:
                 raise
             self._exec("COMMIT")
         return result
-
-    def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
-        self._small_write(f"writing scores of run {run_id}", replace_evaluations(run_id, evaluations))
-
-    def write_relations(self, rows: RelationRows) -> None:
-        self._small_write("writing relations", replace_relations(rows))
-
-    def write_steering(self, rows: SteeringRows) -> None:
-        self._small_write(f"writing steering vector {rows.vector['id']}", replace_steering(rows))
 
     def _fresh_components(self, batch: list[RunTables]) -> pa.Table:
         """The batch's components not yet in the store, each once (an id lookup, not a scan of all components)."""

@@ -14,22 +14,11 @@ import pyarrow.compute as pc
 from neo4j.exceptions import AuthError, ClientError, DriverError, IncompleteCommit, Neo4jError, TransientError
 
 from circuitdb.errors import CircuitdbError, StoreError
-from circuitdb.ingest.features import RelationRows, SteeringRows
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import neo4j_schema
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
-from circuitdb.store.writes import (
-    MERGE_COMPONENTS,
-    Rows,
-    Steps,
-    delete_run,
-    replace_evaluations,
-    replace_relations,
-    replace_run,
-    replace_steering,
-    run_steps,
-)
+from circuitdb.store.writes import MERGE_COMPONENTS, Rows, SmallWrites, Steps, replace_run, run_steps
 
 BATCH = 10_000
 TIMEOUT_S = 5  # connecting, and waiting for the server's first answer
@@ -119,7 +108,7 @@ def _count(tx: neo4j.ManagedTransaction, cypher: str, **params: Any) -> int:
     return tx.run(cypher, **params).single()["n"]
 
 
-class Neo4jStore:
+class Neo4jStore(SmallWrites):
     """A team's shared catalog on a Neo4j 5 server."""
 
     backend = "neo4j"
@@ -201,8 +190,8 @@ class Neo4jStore:
         except Neo4jError as exc:
             raise StoreError(f"{what} on Neo4j failed, nothing written: {exc.message}") from None
 
-    def delete_run(self, run_id: str) -> bool:
-        return self._write(f"deleting run {run_id}", lambda tx: _steps(tx, delete_run(run_id)))
+    def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
+        return self._write(what, lambda tx: _steps(tx, make_steps()))
 
     def write_runs(self, batch: list[RunTables]) -> None:
         """One transaction per run: a run is the unit concurrent writers and retries work in."""
@@ -235,15 +224,6 @@ class Neo4jStore:
                           weight=part.column("weight").to_pylist(), input=part.column("input").to_pylist())
             if made != part.num_rows:
                 raise StoreError(f"writing run {rid}: {part.num_rows - made} edge rows name unknown components")
-
-    def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
-        self._write(f"writing scores of run {run_id}", lambda tx: _steps(tx, replace_evaluations(run_id, evaluations)))
-
-    def write_relations(self, rows: RelationRows) -> None:
-        self._write("writing relations", lambda tx: _steps(tx, replace_relations(rows)))
-
-    def write_steering(self, rows: SteeringRows) -> None:
-        self._write(f"writing steering vector {rows.vector['id']}", lambda tx: _steps(tx, replace_steering(rows)))
 
     def release(self) -> None:
         """Nothing to let go between writes: the server serves every client at once."""

@@ -67,6 +67,26 @@ def _count(rows: Rows) -> int:
     return rows[0]["n"] if rows else 0
 
 
+class SmallWrites:
+    """The writes without bulk rows, the same on every store: each runs its steps in one transaction of the store's
+    `_small_write(what, make_steps)` (`make_steps` builds them anew, since a store may retry a transaction)."""
+
+    def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
+        raise NotImplementedError
+
+    def delete_run(self, run_id: str) -> bool:
+        return self._small_write(f"deleting run {run_id}", lambda: delete_run(run_id))
+
+    def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
+        self._small_write(f"writing scores of run {run_id}", lambda: replace_evaluations(run_id, evaluations))
+
+    def write_relations(self, rows: RelationRows) -> None:
+        self._small_write("writing relations", lambda: replace_relations(rows))
+
+    def write_steering(self, rows: SteeringRows) -> None:
+        self._small_write(f"writing steering vector {rows.vector['id']}", lambda: replace_steering(rows))
+
+
 def run_steps(steps: Steps, execute: Callable[[str, dict[str, Any]], Rows]) -> Any:
     """Execute each step with `execute`, sending its rows back; the generator's return value."""
     rows: Rows | None = None
