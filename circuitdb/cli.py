@@ -289,14 +289,16 @@ def toy() -> None:
 
 @toy.command("train")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--steps", type=int, default=None, help="Train exactly this many steps (default: until held-out prompts "
+              "are all right).")
 @click.option("-o", "--output", "path", type=PATH, default=None, help="Checkpoint path (default: the shipped one).")
-def toy_train(seed: int, path: Path | None) -> None:
+def toy_train(seed: int, steps: int | None, path: Path | None) -> None:
     """Retrain the toy model from scratch (deterministic for a seed) and save the checkpoint."""
     from circuitdb.discovery.toy import train_and_save
     from circuitdb.progress import RichReporter
 
     with RichReporter() as reporter:
-        path, report = train_and_save(seed, path, reporter)
+        path, report = train_and_save(seed, path, reporter, steps)
     click.echo(f"wrote {path}: held-out accuracy {report['heldout_accuracy']:.1%} after {report['steps']} steps "
                f"({report['seconds']:.0f} s)")
 
@@ -304,15 +306,16 @@ def toy_train(seed: int, path: Path | None) -> None:
 @toy.command("train-sae")
 @click.option("--model", default="toy", show_default=True, help="toy, or a toy checkpoint NAME.pt.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--steps", default=6000, show_default=True, help="Training steps of each SAE.")
 @click.option("-o", "--output", "path", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the SAEs (default: the shipped ones).")
-def toy_train_sae(model: str, seed: int, path: Path | None) -> None:
+def toy_train_sae(model: str, seed: int, steps: int, path: Path | None) -> None:
     """Retrain the toy SAEs (residual stream entering blocks 2 and 3) from scratch; print FVU and dead features."""
     from circuitdb.discovery.sae import train_and_save_saes
     from circuitdb.progress import RichReporter
 
     with RichReporter() as reporter:
-        reports = train_and_save_saes(model, seed, path, reporter)
+        reports = train_and_save_saes(model, seed, path, reporter, steps)
     for r in reports:
         click.echo(f"wrote {r['folder']}: FVU {r['fvu']:.3f}, dead {r['dead_fraction']:.1%}, "
                    f"L0 {r['l0']:.1f}, {r['seconds']:.0f} s")

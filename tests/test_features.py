@@ -64,13 +64,10 @@ def test_toy_saes_reconstruct_held_out_activations(lm, dicts, heldout) -> None:
         assert unexplained == pytest.approx(report["fvu"], abs=1e-3)  # the shipped report is what the files do
 
 
-def test_sae_training_is_deterministic(lm, heldout, monkeypatch: pytest.MonkeyPatch) -> None:
-    import circuitdb.discovery.sae as sae
-
-    monkeypatch.setattr(sae, "STEPS", 150)
+def test_sae_training_is_deterministic(lm, heldout) -> None:
     x = residuals(lm, heldout[0], heldout[1], "blocks.2.hook_resid_pre")
-    a, report = train_sae(lm, 2, x, x, seed=1)
-    b, _ = train_sae(lm, 2, x, x, seed=1)
+    a, report = train_sae(lm, 2, x, x, seed=1, steps=150)
+    b, _ = train_sae(lm, 2, x, x, seed=1, steps=150)
     assert torch.equal(a.sae.W_dec, b.sae.W_dec) and torch.equal(a.sae.b_enc, b.sae.b_enc)
     assert 0 < report["fvu"] < 1 and a.name == "resid2"
 
@@ -338,15 +335,11 @@ def test_shared_features_carry_across_to_a_permuted_dictionary(lm, dicts, tmp_pa
     assert cli.exit_code == 0 and json.loads(cli.stdout)["shared_in_b"] == int(frame["match_shared"].sum())
 
 
-def test_features_match_across_two_trained_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_features_match_across_two_trained_models(tmp_path: Path) -> None:
     """A second toy model (another seed, briefly trained) with its own SAE, matched through the CLI."""
-    import circuitdb.discovery.sae as sae
-    from circuitdb.discovery.toy import save_toy, train_toy
-
-    monkeypatch.setattr(sae, "STEPS", 100)
-    model, codec, report = train_toy(seed=1, steps=30)
-    save_toy(model, codec, report, tmp_path / "toy_b.pt")
-    assert _cli("toy", "train-sae", "--model", str(tmp_path / "toy_b.pt"), "-o", str(tmp_path / "sae_b")).exit_code == 0
+    assert _cli("toy", "train", "--seed", "1", "--steps", "30", "-o", str(tmp_path / "toy_b.pt")).exit_code == 0
+    assert _cli("toy", "train-sae", "--model", str(tmp_path / "toy_b.pt"), "--steps", "100",
+                "-o", str(tmp_path / "sae_b")).exit_code == 0
     (tmp_path / "prompts.txt").write_text("1 2 3 4\none two three four\nJanuary February March\nMonday Tuesday\n")
     store = f"kuzu:{tmp_path / 'm.kuzu'}"
     result = _cli("features", "match", "--model", "toy", "--model", str(tmp_path / "toy_b.pt"), "--sae", "toy:resid2",

@@ -152,7 +152,7 @@ def fvu(dictionary: Dictionary, x: torch.Tensor) -> tuple[float, float, float]:
 
 
 def train_sae(lm: LoadedModel, layer: int, train: torch.Tensor, heldout: torch.Tensor, seed: int = 0,
-              progress: Callable[[int, int], None] | None = None) -> tuple[Dictionary, dict]:
+              progress: Callable[[int, int], None] | None = None, steps: int = STEPS) -> tuple[Dictionary, dict]:
     """A ReLU SAE (`EXPANSION` x d_model) on `train` activations at `blocks.L.hook_resid_pre`: MSE + L1 x decoder norm.
 
     Decoder rows start as unit vectors with the encoder their transpose and b_dec at the data mean; Adam, fixed steps,
@@ -174,7 +174,7 @@ def train_sae(lm: LoadedModel, layer: int, train: torch.Tensor, heldout: torch.T
             sae.b_dec.copy_(train.mean(0))
         scale = (train - train.mean(0)).pow(2).sum(-1).mean()
         optimizer = torch.optim.Adam(sae.parameters(), lr=LR)
-        for step in range(1, STEPS + 1):
+        for step in range(1, steps + 1):
             x = train[torch.randint(0, train.shape[0], (BATCH,), generator=generator)]
             f = sae.encode(x)
             mse = (sae.decode(f) - x).pow(2).sum(-1).mean() / scale
@@ -183,12 +183,12 @@ def train_sae(lm: LoadedModel, layer: int, train: torch.Tensor, heldout: torch.T
             loss.backward()
             optimizer.step()
             if progress and step % 100 == 0:
-                progress(step, STEPS)
+                progress(step, steps)
         dictionary = Dictionary(dictionary_name(hook), hook, sae.eval(), "circuitdb toy SAE")
         for parameter in sae.parameters():
             parameter.requires_grad_(False)
         unexplained, dead, l0 = fvu(dictionary, heldout)
-        report = {"layer": layer, "hook": hook, "d_sae": EXPANSION * d, "steps": STEPS, "seed": seed,
+        report = {"layer": layer, "hook": hook, "d_sae": EXPANSION * d, "steps": steps, "seed": seed,
                   "seconds": round(time.perf_counter() - started, 1), "fvu": round(unexplained, 4),
                   "dead_fraction": round(dead, 4), "l0": round(l0, 2), "n_train_tokens": train.shape[0],
                   "n_heldout_tokens": heldout.shape[0]}
@@ -205,7 +205,7 @@ def save_dictionary(dictionary: Dictionary, report: dict, folder: Path) -> None:
 
 
 def train_toy_saes(lm: LoadedModel, seed: int = 0, folder: Path = TOY_SAE_DIR,
-                   progress: Callable[[int, int], None] | None = None) -> list[dict]:
+                   progress: Callable[[int, int], None] | None = None, steps: int = STEPS) -> list[dict]:
     """Train and save the toy SAEs (one per `TOY_LAYERS`) on the toy model's own training prompts; their reports."""
     from circuitdb.discovery.toy import example_tensors, toy_codec, toy_dataset
 
@@ -214,19 +214,21 @@ def train_toy_saes(lm: LoadedModel, seed: int = 0, folder: Path = TOY_SAE_DIR,
     for layer in TOY_LAYERS:
         hook = lm.graph.blocks[layer].resid_pre
         dictionary, report = train_sae(lm, layer, residuals(lm, train[0], train[1], hook),
-                                       residuals(lm, heldout[0], heldout[1], hook), seed, progress)
+                                       residuals(lm, heldout[0], heldout[1], hook), seed, progress, steps)
         save_dictionary(dictionary, report, folder / dictionary.name)
         reports.append(report)
     return reports
 
 
 def train_and_save_saes(model: str = "toy", seed: int = 0, folder: Path | None = None,
-                        reporter: Reporter | None = None) -> list[dict]:
+                        reporter: Reporter | None = None, steps: int = STEPS) -> list[dict]:
     """`toy train-sae`: retrain the toy SAEs of `model` into `folder` (default: the shipped ones, for the toy model only);
     each report names its folder."""
     if model != "toy" and folder is None:
         raise CircuitdbError("give -o FOLDER for another model's SAEs (the shipped ones belong to the toy model)")
+    if steps < 1:
+        raise CircuitdbError(f"--steps must be at least 1, got {steps}")
     folder = folder or TOY_SAE_DIR
     advance = (reporter or Reporter()).start("training the toy SAEs")
-    reports = train_toy_saes(load_model(model), seed, folder, lambda step, total: advance(1))
+    reports = train_toy_saes(load_model(model), seed, folder, lambda step, total: advance(1), steps)
     return [{**r, "folder": folder / f"resid{r['layer']}"} for r in reports]

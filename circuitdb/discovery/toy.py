@@ -257,10 +257,14 @@ def load_toy(path: Path | None = None) -> tuple[HookedTransformer, WordCodec, di
     return model, codec, report
 
 
-def train_and_save(seed: int = 0, path: Path | None = None, reporter: Reporter | None = None) -> tuple[Path, dict]:
-    """`toy train`: retrain the toy model and save it to `path` (default: the shipped checkpoint)."""
+def train_and_save(seed: int = 0, path: Path | None = None, reporter: Reporter | None = None,
+                   steps: int | None = None) -> tuple[Path, dict]:
+    """`toy train`: retrain the toy model (`steps`: exactly so many, else until it is right on held-out prompts) and
+    save it to `path` (default: the shipped checkpoint)."""
+    if steps is not None and steps < 1:
+        raise CircuitdbError(f"--steps must be at least 1, got {steps}")
     advance = (reporter or Reporter()).start("training the toy model")
-    model, codec, report = train_toy(seed, progress=lambda step, total, accuracy: advance(1))
+    model, codec, report = train_toy(seed, steps, progress=lambda step, total, accuracy: advance(1))
     path = path or TOY_PATH
     save_toy(model, codec, report, path)
     return path, report
