@@ -9,19 +9,29 @@ a larger pool, so shared / venn / similarity have real overlaps to find. Then it
 3. the same ingest and latencies on a throw-away Neo4j 5.26 server (tests/neo4j_server.py), unless --skip-neo4j;
 4. PASS/MISS against the targets of the performance issue (informational only: the script always exits 0).
 
+With `--scale 500,1000,2000` it measures whole-catalog questions instead, per catalog size and on both stores: the
+import of one export file (against adding runs one at a time), similarity over all runs (against the pairwise Cypher
+it replaced: same matrix) and the JSON export (against fetching run by run: same bytes). Each task runs in a child
+process, whose peak resident memory (ru_maxrss) is reported beside its time.
+
 Figures are printed as labelled lines as they come; the last line is a JSON summary of all of them.
 
     .venv/bin/python benchmarks/store.py [--runs 50 --edges 1000000 --memberships 100000 --repeat 20 --skip-neo4j]
+    .venv/bin/python benchmarks/store.py --scale 500,1000,2000 [--scale-members 300 --scale-edges 300 --skip-neo4j]
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import functools
 import json
 import logging
 import os
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +47,7 @@ import pyarrow as pa
 
 from circuitdb import Catalog
 from circuitdb.domain import Edge, Model, Run, Task
+from circuitdb.ingest.native import FORMAT, VERSION, dumps, export_order, read_native, run_to_dict
 from circuitdb.ingest.tables import RunTables, run_tables
 from circuitdb.queries import run_query
 from circuitdb.queries.selection import Selection
@@ -66,6 +77,12 @@ class Config:
     edge_budget_s: float = 120.0
     seed: int = 0
     skip_neo4j: bool = False
+    scale: tuple[int, ...] = ()  # catalog sizes of the whole-catalog benchmark (then the one above is not run)
+    scale_members: int = 300
+    scale_edges: int = 300
+    import_each: int = 100  # runs added one at a time, the baseline of the batch import
+    baseline_max_runs: int = 10**9  # the old ways are timed up to this many runs
+    child_timeout_s: float = 900.0
 
     @property
     def members_per_run(self) -> int:
@@ -318,7 +335,7 @@ def query_suite(catalog: Catalog, ids: list[str]) -> dict[str, tuple[Callable[[]
         "diff2": (lambda: catalog.diff(two), lambda: run_query(store, "diff", run_a=ids[0], run_b=ids[1])),
         "similarity_all": (
             lambda: catalog.similarity(),
-            lambda: (run_query(store, "similarity_sizes", run_ids=ids), run_query(store, "similarity", run_ids=ids)),
+            lambda: run_query(store, "similarity", run_ids=ids, weighted=False),
         ),
     }
 
@@ -379,18 +396,26 @@ def bench_kuzu(report: Report, cfg: Config, runs: list[Run], tables: list[RunTab
         catalog.close()
 
 
-def bench_neo4j(report: Report, cfg: Config, runs: list[Run], tables: list[RunTables]) -> None:
-    """Start the test server, ingest the same runs through Catalog.add, time the queries, stop the server."""
-    section("Neo4j ingest")
+def neo4j_test_server() -> Any:
+    """The tests' Neo4j server module (heap from CIRCUITDB_TEST_NEO4J_HEAP, 2g unless set), or None without Java."""
     sys.path.insert(0, str(TESTS))
     import neo4j_server
 
     if not neo4j_server.java_available():
-        print("  skipped: java, javac and mvn are needed for the Neo4j test server", flush=True)
-        return
+        print("  Neo4j skipped: java, javac and mvn are needed for the Neo4j test server", flush=True)
+        return None
     os.environ.setdefault("CIRCUITDB_TEST_NEO4J_HEAP", "2g")
     os.environ.pop("CIRCUITDB_NEO4J_PASSWORD", None)  # the test server runs without auth
     logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
+    return neo4j_server
+
+
+def bench_neo4j(report: Report, cfg: Config, runs: list[Run], tables: list[RunTables]) -> None:
+    """Start the test server, ingest the same runs through Catalog.add, time the queries, stop the server."""
+    section("Neo4j ingest")
+    neo4j_server = neo4j_test_server()
+    if neo4j_server is None:
+        return
     started, (uri, proc) = timed(neo4j_server.start)
     try:
         report.add("neo4j_start_s", started, f"server start (heap {os.environ['CIRCUITDB_TEST_NEO4J_HEAP']})", "s")
@@ -424,6 +449,233 @@ def print_targets(report: Report, cfg: Config) -> None:
                       NEO4J_MIN_EDGES_PER_S, False, "edges/s")
 
 
+# ---------------------------------------------------------------- whole-catalog questions (--scale)
+
+# The pairwise Cypher similarity circuitdb used before (the in-run baseline of --scale): the overlap of every pair of
+# runs is joined and summed inside the database.
+OLD_SIZES = {
+    False: "MATCH (r:Run)-[i:INCLUDES]->(:Component) WHERE r.id IN $run_ids "
+           "RETURN r.id AS run, count(*) AS size, sum(coalesce(abs(i.score), 1.0)) AS mass",
+    True: "MATCH ()-[e:EDGE]->() WHERE e.run_id IN $run_ids RETURN e.run_id AS run, count(*) AS size, sum(abs(e.weight)) AS mass",
+}
+OLD_PAIRS = {
+    ("kuzu", False): (
+        "MATCH (a:Run)-[ia:INCLUDES]->(c:Component)<-[ib:INCLUDES]-(b:Run) "
+        "WHERE a.id IN $run_ids AND b.id IN $run_ids AND a.id < b.id "
+        "WITH a.id AS run_a, b.id AS run_b, coalesce(abs(ia.score), 1.0) AS sa, coalesce(abs(ib.score), 1.0) AS sb "
+        "RETURN run_a, run_b, count(*) AS shared, sum(CASE WHEN sa < sb THEN sa ELSE sb END) AS shared_min"
+    ),
+    ("neo4j", False): (
+        "MATCH (r:Run)-[i:INCLUDES]->(c:Component) WHERE r.id IN $run_ids "
+        "WITH c, r.id AS run, coalesce(abs(i.score), 1.0) AS s ORDER BY run "
+        "WITH c, collect(run) AS runs, collect(s) AS ss WHERE size(runs) > 1 "
+        "UNWIND range(0, size(runs) - 2) AS x UNWIND range(x + 1, size(runs) - 1) AS y "
+        "RETURN runs[x] AS run_a, runs[y] AS run_b, count(*) AS shared, "
+        "sum(CASE WHEN ss[x] < ss[y] THEN ss[x] ELSE ss[y] END) AS shared_min"
+    ),
+    True: (
+        "MATCH (s:Component)-[ea:EDGE]->(t:Component), (s)-[eb:EDGE]->(t) "
+        "WHERE ea.run_id IN $run_ids AND eb.run_id IN $run_ids AND ea.run_id < eb.run_id AND ea.input = eb.input "
+        "WITH ea.run_id AS run_a, eb.run_id AS run_b, abs(ea.weight) AS wa, abs(eb.weight) AS wb "
+        "RETURN run_a, run_b, count(*) AS shared, sum(CASE WHEN wa < wb THEN wa ELSE wb END) AS shared_min"
+    ),
+}
+SIMILARITY_VARIANTS = {"components": (False, False), "components_weighted": (False, True), "edges": (True, False),
+                       "edges_weighted": (True, True)}
+
+
+def old_similarity(store: Any, ids: list[str], edges: bool, weighted: bool) -> np.ndarray:
+    """The Jaccard matrix as circuitdb computed it before: sizes, then every pair's overlap, by Cypher."""
+    sizes = {row["run"]: row for row in store.read(OLD_SIZES[edges], {"run_ids": ids})}
+    pairs = store.read(OLD_PAIRS[True if edges else (store.backend, False)], {"run_ids": ids})
+    field, shared_field = ("mass", "shared_min") if weighted else ("size", "shared")
+    size = np.array([float(sizes.get(r, {}).get(field) or 0) for r in ids])
+    common = np.zeros((len(ids), len(ids)))
+    position = {r: i for i, r in enumerate(ids)}
+    for row in pairs:
+        a, b = position[row["run_a"]], position[row["run_b"]]
+        common[a, b] = common[b, a] = float(row[shared_field])
+    union = size[:, None] + size[None, :] - common
+    matrix = np.divide(common, union, out=np.ones_like(common), where=union > 0)
+    np.fill_diagonal(matrix, 1.0)
+    return matrix
+
+
+def old_export(catalog: Catalog, path: Path) -> None:
+    """The JSON export as circuitdb wrote it before: every run fetched on its own, one json.dumps of the document."""
+    runs = {info.id: catalog.run(info.id) for info in catalog.runs()}
+    heads = [{"id": r.id, "model": r.model.name, "task": r.task.name, "method": r.method, "ablation": r.ablation,
+              "metric": r.metric, "threshold": r.threshold, "nests_in": r.nests_in} for r in runs.values()]
+    document = {"format": FORMAT, "version": VERSION, "runs": [run_to_dict(runs[i]) for i in export_order(heads)]}
+    path.write_text(json.dumps(document, indent=1))
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def child_task(spec: dict[str, Any]) -> dict[str, Any]:
+    """One measured task in this (child) process: seconds of the task alone, and this process's peak memory."""
+    task, url, path = spec["task"], spec["url"], Path(spec.get("path", ""))
+    runs = read_native(path)[: spec["count"]] if task == "import_each" else []
+    start = rss_mb()
+    began = time.perf_counter()
+    with Catalog(url, read_only=not task.startswith("import")) as catalog:
+        if task == "import":
+            catalog.import_file("json", path)
+        elif task == "import_each":
+            for run in runs:
+                catalog.add(run)
+        elif task in ("similarity_old", "similarity_new"):
+            edges, weighted = spec["edges"], spec["weighted"]
+            if task == "similarity_old":
+                matrix = old_similarity(catalog.store, [r.id for r in catalog.runs()], edges, weighted)
+            else:
+                matrix = catalog.similarity(edges=edges, weighted=weighted).matrix.to_numpy()
+            np.save(path, matrix)
+        elif task == "export_old":
+            old_export(catalog, path)
+        elif task == "export_new":
+            catalog.export(Selection(), path)
+        else:
+            raise SystemExit(f"unknown child task {task!r}")
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "start_mb": start}
+
+
+def in_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Run child_task(spec) in a fresh interpreter; its figures, or {"error": why}."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped after {timeout_s:g} s"}
+    if done.returncode:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return {"error": (lines[-1] if lines else f"exit {done.returncode}")[:160]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def kuzu_size_mb(path: Path) -> float:
+    """The Kuzu catalog file with its write-ahead log, if one is left."""
+    wal = path.with_name(path.name + ".wal")
+    return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
+
+
+def add_task(report: Report, key: str, label: str, got: dict[str, Any]) -> bool:
+    """Seconds and peak memory of a child task, or its error; True when it ran."""
+    if "error" in got:
+        report.add(f"{key}_s", "failed", label, "", f"[{got['error']}]")
+        return False
+    report.add(f"{key}_s", got["seconds"], label, "s", f"[peak {got['peak_mb']:,.0f} MB, at start {got['start_mb']:,.0f} MB]")
+    report.figures[f"{key}_peak_mb"] = got["peak_mb"]
+    return True
+
+
+def add_ratio(report: Report, key: str, old: str, new: str, label: str) -> None:
+    """old / new of seconds and of peak memory, where both ran."""
+    seconds = [report.figures.get(f"{k}_s") for k in (old, new)]
+    peaks = [report.figures.get(f"{k}_peak_mb") for k in (old, new)]
+    if all(isinstance(v, float) for v in seconds):
+        report.add(f"{key}_ratio", seconds[0] / seconds[1], label, "x", f"[peak memory {peaks[0] / peaks[1]:,.2f}x]")
+
+
+def scale_questions(report: Report, cfg: Config, backend: str, url: str, n: int, folder: Path) -> None:
+    """Similarity (old pairwise Cypher against the new way, same matrix) and JSON export (old per-run fetch against
+    the new batched stream, same bytes) over all `n` runs of a loaded catalog."""
+    prefix = f"{backend}_{n}"
+    with Catalog(url, read_only=True) as catalog:  # warm the store's caches before the first measured task
+        catalog.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n")
+        catalog.query("MATCH (:Component)-[e:EDGE]->(:Component) RETURN count(e) AS n")
+    for name, (edges, weighted) in SIMILARITY_VARIANTS.items():
+        spec = {"url": url, "edges": edges, "weighted": weighted}
+        new = in_child({**spec, "task": "similarity_new", "path": str(folder / f"{name}_new.npy")}, cfg.child_timeout_s)
+        add_task(report, f"{prefix}_similarity_{name}_new", f"similarity {name}, new (sparse incidence)", new)
+        if n > cfg.baseline_max_runs:
+            continue
+        old = in_child({**spec, "task": "similarity_old", "path": str(folder / f"{name}_old.npy")}, cfg.child_timeout_s)
+        label = f"similarity {name}, old (pairwise Cypher)"
+        if add_task(report, f"{prefix}_similarity_{name}_old", label, old) and "error" not in new:
+            same = np.allclose(np.load(folder / f"{name}_old.npy"), np.load(folder / f"{name}_new.npy"), rtol=0, atol=1e-9)
+            report.figures[f"{prefix}_similarity_{name}_same"] = bool(same)
+            add_ratio(report, f"{prefix}_similarity_{name}", f"{prefix}_similarity_{name}_old",
+                      f"{prefix}_similarity_{name}_new", f"  old / new {'(same matrix)' if same else '(MATRICES DIFFER)'}")
+    new = in_child({"task": "export_new", "url": url, "path": str(folder / "new.json")}, cfg.child_timeout_s)
+    add_task(report, f"{prefix}_export_new", "export .json, new (batched, streamed)", new)
+    if n <= cfg.baseline_max_runs:
+        old = in_child({"task": "export_old", "url": url, "path": str(folder / "old.json")}, cfg.child_timeout_s)
+        if add_task(report, f"{prefix}_export_old", "export .json, old (run by run, one string)", old) and "error" not in new:
+            same = filecmp.cmp(folder / "old.json", folder / "new.json", shallow=False)
+            report.figures[f"{prefix}_export_same"] = same
+            add_ratio(report, f"{prefix}_export", f"{prefix}_export_old", f"{prefix}_export_new",
+                      f"  old / new {'(same bytes)' if same else '(FILES DIFFER)'}")
+    for name in ("new.json", "old.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def bench_scale(report: Report, cfg: Config) -> None:
+    """Per catalog size: import of one export file, then whole-catalog similarity and export, on Kuzu and Neo4j."""
+    per_run = Config(runs=4, memberships=4 * cfg.scale_members, edges=4 * cfg.scale_edges)
+    per_run.check()
+    print(f"  {cfg.scale_members} members and {cfg.scale_edges} edges per run (core of {per_run.core_members} "
+          f"members / {per_run.core_edges} edges in every run, pool of {per_run.pool:,} features); peak memory is "
+          f"ru_maxrss of a child process doing only that task (interpreter, imports and open store included; "
+          f"not the Neo4j server's)", flush=True)
+    neo4j_server = None if cfg.skip_neo4j else neo4j_test_server()
+    with tempfile.TemporaryDirectory(prefix="circuitdb-scale-") as tmp:
+        for n in cfg.scale:
+            folder = Path(tmp) / str(n)
+            folder.mkdir()
+            sized = Config(runs=n, memberships=n * cfg.scale_members, edges=n * cfg.scale_edges, seed=cfg.seed)
+            export = folder / "runs.json"
+            export.write_text(dumps(build_runs(sized)))
+            section(f"{n:,} runs: Kuzu")
+            catalog = folder / "catalog.kuzu"
+            if add_task(report, f"kuzu_{n}_import", f"import json of {n:,} runs (Catalog.add, one batch)",
+                        in_child({"task": "import", "url": f"kuzu:{catalog}", "path": str(export)}, cfg.child_timeout_s)):
+                report.add(f"kuzu_{n}_file_mb", kuzu_size_mb(catalog), "  catalog file", "MB")
+            each = folder / "each.kuzu"
+            count = min(n, cfg.import_each)
+            if add_task(report, f"kuzu_{n}_import_each", f"baseline: first {count} runs added one at a time",
+                        in_child({"task": "import_each", "url": f"kuzu:{each}", "path": str(export), "count": count},
+                                 cfg.child_timeout_s)) and f"kuzu_{n}_import_s" in report.figures:
+                one, batch = report.figures[f"kuzu_{n}_import_each_s"] / count, report.figures[f"kuzu_{n}_import_s"] / n
+                report.add(f"kuzu_{n}_import_ratio", one / batch, "  per run: one at a time / one batch", "x",
+                           f"[file per run {kuzu_size_mb(each) / count * n / report.figures[f'kuzu_{n}_file_mb']:,.1f}x]")
+            scale_questions(report, cfg, "kuzu", f"kuzu:{catalog}", n, folder)
+            if neo4j_server:
+                section(f"{n:,} runs: Neo4j")
+                uri, proc = neo4j_server.start()
+                try:
+                    add_task(report, f"neo4j_{n}_import", f"import json of {n:,} runs (one transaction per run)",
+                             in_child({"task": "import", "url": uri, "path": str(export)}, cfg.child_timeout_s))
+                    scale_questions(report, cfg, "neo4j", uri, n, folder)
+                finally:
+                    neo4j_server.stop(proc)
+            shutil.rmtree(folder)
+
+
+def print_scale_summary(report: Report, cfg: Config) -> None:
+    """One line per size and store: seconds (peak MB) of the old and new similarity of components and JSON export."""
+    section("Summary: seconds (peak MB); old = the way before, measured above in this run")
+
+    def cell(key: str) -> str:
+        value, peak = report.figures.get(f"{key}_s"), report.figures.get(f"{key}_peak_mb")
+        return f"{value:,.1f} ({peak:,.0f})" if isinstance(value, float) else str(value or "-")
+
+    print(f"  {'runs':>6} {'store':<6} {'similarity old':>16} {'similarity new':>16} {'export old':>16} {'export new':>16} "
+          f"{'import':>16} {'file MB':>8}", flush=True)
+    for n in cfg.scale:
+        for backend in ("kuzu",) if cfg.skip_neo4j else ("kuzu", "neo4j"):
+            p = f"{backend}_{n}"
+            size = report.figures.get(f"{p}_file_mb")
+            print(f"  {n:>6} {backend:<6} {cell(f'{p}_similarity_components_old'):>16} "
+                  f"{cell(f'{p}_similarity_components_new'):>16} {cell(f'{p}_export_old'):>16} {cell(f'{p}_export_new'):>16} "
+                  f"{cell(f'{p}_import'):>16} {f'{size:,.0f}' if size else '-':>8}", flush=True)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -438,10 +690,27 @@ def parse_args(argv: list[str] | None = None) -> Config:
                         help="seconds one similarity edges=True call may take before repeats are skipped (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic catalog (default 0)")
     parser.add_argument("--skip-neo4j", action="store_true", help="benchmark Kuzu only")
+    parser.add_argument("--scale", type=lambda text: tuple(int(n) for n in text.split(",")), default=(),
+                        help="instead: whole-catalog similarity, export and import at these numbers of runs, e.g. "
+                             "500,1000,2000, each against the old way in the same run")
+    parser.add_argument("--scale-members", type=int, default=300, help="members per run with --scale (default 300)")
+    parser.add_argument("--scale-edges", type=int, default=300, help="edges per run with --scale (default 300)")
+    parser.add_argument("--import-each", type=int, default=100,
+                        help="runs added one at a time as the import baseline with --scale (default 100)")
+    parser.add_argument("--baseline-max-runs", type=int, default=10**9,
+                        help="time the old similarity and export only up to this many runs (default: always)")
+    parser.add_argument("--child-timeout", type=float, default=900.0,
+                        help="seconds one measured task may take with --scale (default 900)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measured task, as JSON
     args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_task(json.loads(args.child))), flush=True)
+        raise SystemExit(0)
     cfg = Config(runs=args.runs, edges=args.edges, memberships=args.memberships, repeat=args.repeat,
                  edge_repeat=args.edge_repeat, edge_budget_s=args.edge_budget, seed=args.seed,
-                 skip_neo4j=args.skip_neo4j)
+                 skip_neo4j=args.skip_neo4j, scale=args.scale, scale_members=args.scale_members,
+                 scale_edges=args.scale_edges, import_each=args.import_each, baseline_max_runs=args.baseline_max_runs,
+                 child_timeout_s=args.child_timeout)
     cfg.check()
     return cfg
 
@@ -450,6 +719,14 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     cfg = parse_args(argv)
     report = Report()
+    if cfg.scale:
+        section(f"Whole-catalog questions at {', '.join(f'{n:,}' for n in cfg.scale)} runs")
+        bench_scale(report, cfg)
+        print_scale_summary(report, cfg)
+        section("Done")
+        report.add("total_s", time.perf_counter() - began, "whole benchmark", "s")
+        print(json.dumps({"config": asdict(cfg), "figures": report.figures}), flush=True)
+        return 0
     section("Synthetic catalog")
     print(f"  {cfg.runs} runs on {MODEL.name}: {cfg.members_per_run:,} members and {cfg.edges_per_run:,} edges each "
           f"(core of {cfg.core_members} members / {cfg.core_edges:,} edges shared by all runs; "

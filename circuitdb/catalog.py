@@ -21,7 +21,7 @@ from circuitdb.queries import run_query
 from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
 from circuitdb.queries.overlap import diff, ladder, shared, venn
 from circuitdb.queries.results import Diff, Ladder, Rows, RunDetail, Runs, Shared, Similarity, Venn, Written, runs_title
-from circuitdb.queries.runs import fetch_run
+from circuitdb.queries.runs import export_runs, fetch_run
 from circuitdb.queries.selection import RunInfo, Selection, all_runs, labels, resolve
 from circuitdb.queries.similarity import similarity
 from circuitdb.store.base import Store, open_store
@@ -101,7 +101,7 @@ class Catalog:
         return info
 
     def has_run(self, run_id: str) -> bool:
-        return bool(run_query(self.store, "run", run_id=run_id))
+        return bool(run_query(self.store, "run", run_ids=[run_id]))
 
     def stored(self, run_id: str) -> Run | None:
         """The stored run with this exact id, or None: lets a job skip finished runs and nest under stored ones."""
@@ -200,9 +200,15 @@ class Catalog:
             raise CircuitdbError(f"{path}: export to .json, .csv or a picture ({', '.join(PICTURE_SUFFIXES)})")
         runs = self.select(selection)
         if suffix == ".json":
-            from circuitdb.ingest.native import dumps
+            from circuitdb.ingest.native import write_document
 
-            path.write_text(dumps([self.run(r.id) for r in runs]))
+            part = path.with_name(path.name + ".part")  # written run by run, renamed when whole
+            try:
+                with part.open("w") as out:
+                    write_document(out, export_runs(self.store, runs))
+                part.replace(path)
+            finally:
+                part.unlink(missing_ok=True)
             return Written(f"wrote {path}", len(runs), {"path": str(path)})
         members, edges = self.circuits(runs)
         if top is not None:

@@ -112,7 +112,13 @@ def _parse_name(text: str) -> Component:
 
 def canonical(text: str | list | tuple) -> str:
     """The canonical name of any accepted spelling."""
-    return parse_component(text).name
+    return _canonical_name(text) if isinstance(text, str) else parse_component(text).name
+
+
+@lru_cache(maxsize=1 << 16)
+def _canonical_name(text: str) -> str:
+    """canonical() of a string, cached: validating a run asks it for every member and both ends of every edge."""
+    return _parse_name(text).name
 
 
 def component_id(model: str, name: str) -> str:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from fixtures import catalog_runs
 
-from circuitdb import Catalog, CircuitdbError, Task
+from circuitdb import Catalog, CircuitdbError, Selection, Task
 from circuitdb.domain import model_named
 from circuitdb.ingest.eapig import read_eapig
 from circuitdb.ingest.native import dumps, read_native
 from circuitdb.ingest.seqcont import read_seqcont
+from circuitdb.queries import runs as runs_module
 
 GPT2 = model_named("gpt2-small")
 
@@ -117,6 +118,29 @@ def test_native_round_trip_through_a_store(tmp_path: Path) -> None:
                 run.evaluations,
             )
         assert dumps([second.run(r.id) for r in second.runs()]) == dumps([first_run for first_run in back])
+
+
+def test_json_export_in_batches_round_trips(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catalog.export streams the document a few runs per batch; it is the text dumps makes of the whole list, and
+    importing it gives back every run as it was added."""
+    monkeypatch.setattr(runs_module, "ROWS_PER_BATCH", 300)  # about 2 runs per batch: 15 batches for 30 runs
+    runs = catalog_runs()
+    path = tmp_path / "all.json"
+    with Catalog(store_url) as first:
+        first.add(runs)
+        infos = first.select(Selection(methods=("prune", "eap")))
+        assert first.export(Selection(methods=("prune", "eap")), path).count == len(runs)
+        text = path.read_text()
+        assert text == dumps([first.run(r.id) for r in infos]) == json.dumps(json.loads(text), indent=1)
+    assert not path.with_name("all.json.part").exists()
+    with Catalog(f"kuzu:{tmp_path / 'back.kuzu'}") as second:
+        second.import_file("json", path)
+        assert len(second.runs()) == len(runs)
+        for run in runs:
+            again = second.run(run.id)
+            assert (again.components, again.nests_in, again.evaluations, again.params, again.faithfulness) == (
+                run.components, run.nests_in, run.evaluations, run.params, run.faithfulness)
+            assert sorted(again.edges, key=lambda e: e.key) == sorted(run.edges, key=lambda e: e.key)
 
 
 def test_native_errors(tmp_path: Path) -> None:

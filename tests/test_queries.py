@@ -7,11 +7,13 @@ import statistics
 from collections.abc import Iterator
 from itertools import combinations
 
+import numpy as np
 import pytest
 from conftest import wipe_neo4j
 from fixtures import METHODS, TASKS, THRESHOLDS, catalog_runs
 
 from circuitdb import Catalog, CircuitdbError, Run, Selection
+from circuitdb.queries import similarity as similarity_module
 from circuitdb.queries.results import records
 
 RUNS = catalog_runs()
@@ -161,6 +163,41 @@ def test_similarity_matrix(loaded: Catalog, edges: bool, weighted: bool) -> None
         assert matrix.iat[i, j] == pytest.approx(jaccard(*sets, weighted), abs=1e-9)
         assert matrix.iat[i, j] == matrix.iat[j, i]
     assert all(matrix.iat[i, i] == 1.0 for i in range(len(runs)))
+
+
+@pytest.mark.parametrize("dense_share", [0, 10**9])  # every shared item through the sparse product, or the dense one
+@pytest.mark.parametrize(("edges", "weighted"), [(False, False), (False, True), (True, False), (True, True)])
+def test_similarity_of_all_runs(loaded: Catalog, monkeypatch: pytest.MonkeyPatch, dense_share: int, edges: bool,
+                                weighted: bool) -> None:
+    """All 30 runs, the ladders of one task nested and every circuit holding the core: scores of None count 1."""
+    monkeypatch.setattr(similarity_module, "DENSE_SHARE", dense_share)
+    result = loaded.similarity(edges=edges, weighted=weighted)
+    by_id = {r.id: r for r in RUNS}
+    runs = [by_id[i] for i in result.to_dict()["run_ids"]]
+    matrix = result.matrix.to_numpy()
+    for i, j in combinations(range(len(runs)), 2):
+        sets = [edge_map(r) if edges else r.components for r in (runs[i], runs[j])]
+        assert matrix[i, j] == matrix[j, i] == pytest.approx(jaccard(*sets, weighted), abs=1e-12)
+    assert (matrix.diagonal() == 1.0).all()
+
+
+@pytest.mark.parametrize("dense_share", [0, 4, 10**9])
+def test_overlap_kernels_match_a_direct_count(monkeypatch: pytest.MonkeyPatch, dense_share: int) -> None:
+    """shared_count and shared_min on a random incidence with rare to common items, tied and zero weights."""
+    monkeypatch.setattr(similarity_module, "DENSE_SHARE", dense_share)
+    rng = np.random.default_rng(dense_share)
+    n, k = 70, 300
+    holds = rng.random((n, k)) < np.linspace(0.005, 0.95, k)
+    ties = rng.choice([0.0, 0.25, 1.0, 3.0], (n, k))
+    weights = np.where(holds, np.where(rng.random((n, k)) < 0.5, ties, rng.random((n, k))), 0.0)
+    rows, items = np.nonzero(holds)
+    off = ~np.eye(n, dtype=bool)
+    counts = similarity_module.shared_count(rows, items, n)
+    assert (counts[off] == (holds.astype(int) @ holds.T.astype(int))[off]).all()
+    mins = similarity_module.shared_min(rows, items, weights[rows, items], n)
+    assert np.allclose(mins[off], np.minimum(weights[:, None, :], weights[None, :, :]).sum(-1)[off], rtol=0, atol=1e-12)
+    assert (mins.diagonal() == 0).all()
+    assert not similarity_module.shared_min(rows[:0], items[:0], weights[:0, 0], n).any()
 
 
 def test_ladder_nesting(loaded: Catalog) -> None:

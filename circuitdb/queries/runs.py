@@ -1,39 +1,78 @@
-"""Read whole runs back out of the store (for `show` and the JSON export)."""
+"""Read whole runs back out of the store (for `show` and the JSON export), many runs per query."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 
 from circuitdb.domain import Edge, Model, Run, Task, parse_component
 from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.native import export_order
 from circuitdb.queries import run_query
+from circuitdb.queries.selection import RunInfo
 from circuitdb.store.base import Store
+
+ROWS_PER_BATCH = 100_000  # memberships + edges fetched per round of queries: bounds the memory of an export
 
 
 def fetch_run(store: Store, run_id: str) -> Run:
     """The run with this id, members, edges and evaluations included."""
-    rows = run_query(store, "run", run_id=run_id)
+    rows = run_query(store, "run", run_ids=[run_id])
     if not rows:
         raise CircuitdbError(f"unknown run {run_id!r}")
-    row = rows[0]
+    return _runs(store, rows, "run_edges")[0]
 
-    def order(name: str) -> tuple:
-        return parse_component(name).sort_key()
 
-    members = sorted(run_query(store, "members", run_ids=[run_id]), key=lambda m: order(m["component"]))
-    edges = sorted(
-        run_query(store, "edges", run_ids=[run_id]), key=lambda e: (order(e["receiver"]), e["input"] or "", order(e["sender"]))
-    )
-    evaluations = run_query(store, "evaluations", run_id=run_id)
-    run = Run(
+def export_runs(store: Store, infos: list[RunInfo]) -> Iterator[Run]:
+    """Whole runs in export order (parents first), fetched in batches of about ROWS_PER_BATCH memberships and edges."""
+    heads = {row["id"]: row for row in run_query(store, "run", run_ids=[r.id for r in infos])}
+    size = {r.id: r.n_nodes + r.n_edges for r in infos}
+    batch: list[str] = []
+    rows = 0
+    for run_id in export_order(list(heads.values())):
+        if batch and rows + size[run_id] > ROWS_PER_BATCH:
+            yield from _runs(store, [heads[r] for r in batch], "run_edges_batch")
+            batch, rows = [], 0
+        batch.append(run_id)
+        rows += size[run_id]
+    if batch:
+        yield from _runs(store, [heads[r] for r in batch], "run_edges_batch")
+
+
+def _runs(store: Store, heads: list[dict], edge_query: str) -> list[Run]:
+    """Runs from their `run.cypher` rows, with members, edges and evaluations fetched for all of them at once (as
+    lists per run: far fewer records for a driver to decode than a row per member)."""
+    ids = [h["id"] for h in heads]
+    members = {row["run"]: row for row in run_query(store, "run_members", run_ids=ids)}
+    edges = {row["run"]: row for row in run_query(store, edge_query, run_ids=ids)}
+    evaluations = defaultdict(dict)
+    for e in run_query(store, "evaluations", run_ids=ids):
+        evaluations[e["run"]][e["task"]] = e["performance"]
+    order: dict[str, tuple] = {}  # forward order of each component name, worked out once per batch
+
+    def place(name: str) -> tuple:
+        if name not in order:
+            order[name] = parse_component(name).sort_key()
+        return order[name]
+
+    return [_run(h, members.get(h["id"]), edges.get(h["id"]), evaluations[h["id"]], place) for h in heads]
+
+
+def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[str, float],
+         place: Callable[[str], tuple]) -> Run:
+    """A run as stored (its names were made canonical when it was written), members and edges in forward order."""
+    scores = dict(zip(members["components"], members["scores"])) if members else {}
+    found = zip(edges["senders"], edges["receivers"], edges["inputs"], edges["weights"]) if edges else ()
+    return Run(
         model=Model(row["model"], row["n_layers"], row["n_heads"], row["d_model"], row["source"] or ""),
         task=Task(row["task"], row["family"] or "", row["description"] or "", row["n_prompts"]),
         method=row["method"],
         threshold=row["threshold"],
         ablation=row["ablation"],
         metric=row["metric"],
-        components={m["component"]: m["score"] for m in members},
-        edges=[Edge(e["sender"], e["receiver"], e["weight"], e["input"] or "") for e in edges],
+        components={name: scores[name] for name in sorted(scores, key=place)},
+        edges=[Edge(s, r, w, i or "") for s, r, i, w in sorted(found, key=lambda e: (place(e[1]), e[2] or "", place(e[0])))],
         faithfulness=row["faithfulness"],
         completeness=row["completeness"],
         params=json.loads(row["params"] or "{}"),
@@ -42,6 +81,5 @@ def fetch_run(store: Store, run_id: str) -> Run:
         versions=json.loads(row["versions"] or "{}"),
         created_at=row["created_at"] or "",
         nests_in=row["nests_in"],
-        evaluations={e["task"]: e["performance"] for e in evaluations},
+        evaluations=evaluations,
     )
-    return run.validate()

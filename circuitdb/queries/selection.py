@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, fields
 from itertools import combinations
 
@@ -71,10 +72,13 @@ def _same(a: float | None, b: float) -> bool:
 def resolve(store: Store, selection: Selection, minimum: int = 1, maximum: int | None = None) -> list[RunInfo]:
     """The runs `selection` names, in the order the user listed them; error if none, too few or ambiguous."""
     runs = all_runs(store)
+    by_id = {r.id: r for r in runs}
+    named = set()  # ids of the runs selection.run_ids name (a whole id is looked up, a prefix searched for)
     for wanted in selection.run_ids:
-        hits = [r for r in runs if _matches_id(r, wanted)]
+        hits = [by_id[wanted]] if wanted in by_id else [r for r in runs if _matches_id(r, wanted)]
         if len(hits) != 1:
             raise CircuitdbError(f"run id {wanted!r} matches {len(hits)} runs" + (" (give more digits)" if hits else ""))
+        named.add(hits[0].id)
     for values, attr in ((selection.models, "model"), (selection.tasks, "task")):
         missing = sorted(set(values) - {getattr(r, attr) for r in runs})
         if missing:
@@ -83,7 +87,7 @@ def resolve(store: Store, selection: Selection, minimum: int = 1, maximum: int |
 
     def keep(r: RunInfo) -> bool:
         return (
-            (not selection.run_ids or any(_matches_id(r, w) for w in selection.run_ids))
+            (not selection.run_ids or r.id in named)
             and (not selection.models or r.model in selection.models)
             and (not selection.tasks or r.task in selection.tasks)
             and (not selection.thresholds or any(_same(r.threshold, t) for t in selection.thresholds))
@@ -104,7 +108,7 @@ def resolve(store: Store, selection: Selection, minimum: int = 1, maximum: int |
     _check_ambiguous(chosen, selection)
     order = {t: i for i, t in enumerate(selection.tasks)}
     model_order = {m: i for i, m in enumerate(selection.models)}
-    id_order = {r.id: i for i, r in enumerate(chosen) for w in selection.run_ids if _matches_id(r, w)}
+    id_order = {r.id: i for i, r in enumerate(chosen) if r.id in named}
     chosen.sort(
         key=lambda r: (id_order.get(r.id, 0), model_order.get(r.model, 0), order.get(r.task, 0), -(r.threshold or 0), r.method)
     )
@@ -118,10 +122,13 @@ def resolve(store: Store, selection: Selection, minimum: int = 1, maximum: int |
 
 def _check_ambiguous(chosen: list[RunInfo], selection: Selection) -> None:
     """Two runs of one model x task x threshold are ambiguous unless the user asked for both by name."""
+    if selection.run_ids:
+        return
     asked = {"method": selection.methods, "ablation": selection.ablations, "metric": selection.metrics}
-    for a, b in combinations(chosen, 2):
-        if (a.model, a.task, a.threshold) != (b.model, b.task, b.threshold) or selection.run_ids:
-            continue
+    groups: dict[tuple, list[RunInfo]] = defaultdict(list)
+    for run in chosen:
+        groups[(run.model, run.task, run.threshold)].append(run)
+    for a, b in (pair for group in groups.values() for pair in combinations(group, 2)):
         for attr, values in asked.items():
             if getattr(a, attr) != getattr(b, attr) and len(values) < 2:
                 raise CircuitdbError(

@@ -1,4 +1,8 @@
-"""Jaccard similarity matrix over runs, of component sets or edge sets, plain or weighted (sum min / sum max)."""
+"""Jaccard similarity matrix over runs, of component sets or edge sets, plain or weighted (sum min / sum max).
+
+The store only lists each run's members (or edge keys) with their weights; the overlaps of all pairs of runs come
+from sparse matrix products here, so time and memory grow with the memberships and the matrix, not with a join of
+every pair of runs inside the database."""
 
 from __future__ import annotations
 
@@ -9,22 +13,99 @@ from circuitdb.queries import run_query
 from circuitdb.queries.selection import RunInfo, labels
 from circuitdb.store.base import Store
 
+RUNS_PER_QUERY = 500
+DENSE_SHARE = 16  # an item held by at least 1/16 of the runs goes through the dense product
+DENSE_CELLS = 1 << 23  # cells of one dense block of the incidence matrix (32 MB)
+
 
 def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted: bool = False) -> pd.DataFrame:
     """Square matrix indexed by run labels; weighted uses |score| (|weight| for edges), a missing score counting 1."""
-    ids = [r.id for r in runs]
-    sizes_query, pairs_query = ("similarity_edge_sizes", "similarity_edges") if edges else ("similarity_sizes", "similarity")
-    sizes = {row["run"]: row for row in run_query(store, sizes_query, run_ids=ids)}
-    pairs = {(row["run_a"], row["run_b"]): row for row in run_query(store, pairs_query, run_ids=ids)}
-    field = "mass" if weighted else "size"
-    shared_field = "shared_min" if weighted else "shared"
-    size = np.array([float(sizes.get(r, {}).get(field) or 0) for r in ids])
-    common = np.zeros((len(ids), len(ids)))
-    position = {r: i for i, r in enumerate(ids)}
-    for (a, b), row in pairs.items():
-        common[position[a], position[b]] = common[position[b], position[a]] = float(row[shared_field])
+    rows, items, weights = incidence(store, [r.id for r in runs], edges, weighted)
+    n = len(runs)
+    size = np.bincount(rows, weights, minlength=n)
+    shared = np.bincount(items)[items] > 1  # an item only one run holds is in no overlap
+    rows, items, weights = rows[shared], np.unique(items[shared], return_inverse=True)[1], weights[shared]
+    common = shared_min(rows, items, weights, n) if weighted else shared_count(rows, items, n)
     union = size[:, None] + size[None, :] - common
     matrix = np.divide(common, union, out=np.ones_like(common), where=union > 0)
     np.fill_diagonal(matrix, 1.0)
     names = labels(runs)
     return pd.DataFrame(matrix, index=names, columns=names)
+
+
+def incidence(store: Store, ids: list[str], edges: bool, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(run position, item code, weight) per membership (per edge; weight 1 unless `weighted`), fetched a bounded
+    number of runs per query."""
+    position = {r: i for i, r in enumerate(ids)}
+    codes: dict[str, int] = {}
+    rows, items, weights = [], [], []
+    for start in range(0, len(ids), RUNS_PER_QUERY):
+        batch = ids[start:start + RUNS_PER_QUERY]
+        for row in run_query(store, "similarity_edges" if edges else "similarity", run_ids=batch, weighted=weighted):
+            found = row["items"]
+            rows.append(np.full(len(found), position[row["run"]], np.int64))
+            items.append(np.fromiter((codes.setdefault(k, len(codes)) for k in found), np.int64, len(found)))
+            weights.append(np.asarray(row["weights"], np.float64) if weighted else np.ones(len(found)))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(rows), np.concatenate(items), np.concatenate(weights)
+
+
+def shared_count(rows: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
+    """n x n: for each pair of runs, the number of items both hold (the incidence matrix times its transpose). Items
+    held by many runs go through a dense product (BLAS, a few columns at a time), the rest through a sparse one: per
+    item the dense product costs n^2 fast operations, the sparse one holders^2 slow ones."""
+    from scipy import sparse
+
+    holders = np.bincount(items, minlength=1)
+    dense = holders[items] * DENSE_SHARE >= n
+    common = np.zeros((n, n))
+    heavy_rows, heavy = rows[dense], np.unique(items[dense], return_inverse=True)[1]
+    step, columns = max(1, DENSE_CELLS // n), int(heavy.max(initial=-1)) + 1
+    for start in range(0, columns, step):
+        part = (heavy >= start) & (heavy < start + step)
+        block = np.zeros((n, min(step, columns - start)), np.float32)  # exact: counts stay far below 2**24
+        block[heavy_rows[part], heavy[part] - start] = 1
+        common += block @ block.T
+    light = sparse.csr_matrix((np.ones(int((~dense).sum())), (rows[~dense], items[~dense])), shape=(n, len(holders)))
+    return common + (light @ light.T).toarray()
+
+
+def shared_min(rows: np.ndarray, items: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """n x n: for each pair of runs, the sum over the items both hold of the smaller weight; the diagonal is 0.
+
+    Sort each item's holders by weight and halve the sorted list recursively: across one split, every left holder
+    has the smaller weight, so the pairs that split separates add up to one rank-one block (left weights times right
+    ones). Each pair is separated by exactly one split, so one sparse product over all blocks of all items sums it.
+    """
+    from scipy import sparse
+
+    order = np.lexsort((weights, items))
+    rows, items, weights = rows[order], items[order], weights[order]
+    starts = np.flatnonzero(np.r_[True, items[1:] != items[:-1]]) if len(items) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(items)])
+    rank = np.arange(len(items)) - np.repeat(starts, sizes)  # position among the item's holders
+    item = np.repeat(np.arange(len(starts)), sizes)
+    left_rows, left_blocks, left_weights, right_rows, right_blocks = [], [], [], [], []
+    blocks, level = 0, 0
+    while len(sizes) and 1 << level < sizes.max():
+        span = 2 << level  # a block covers `span` consecutive holders: its left half, then its right half
+        per_item = -(-sizes // span)
+        block = (np.cumsum(per_item) - per_item + blocks)[item] + rank // span
+        right = (rank & (1 << level)).astype(bool)
+        left_rows.append(rows[~right])
+        left_blocks.append(block[~right])
+        left_weights.append(weights[~right])
+        right_rows.append(rows[right])
+        right_blocks.append(block[right])
+        blocks += int(per_item.sum())
+        level += 1
+    if not blocks:
+        return np.zeros((n, n))
+    left = sparse.csr_matrix((np.concatenate(left_weights), (np.concatenate(left_rows), np.concatenate(left_blocks))),
+                             shape=(n, blocks))
+    right_blocks_all = np.concatenate(right_blocks)
+    right = sparse.csr_matrix((np.ones(len(right_blocks_all)), (right_blocks_all, np.concatenate(right_rows))),
+                              shape=(blocks, n))
+    once = (left @ right).toarray()
+    return once + once.T

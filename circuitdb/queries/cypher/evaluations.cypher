@@ -1,3 +1,4 @@
-// Performance of run $run_id's circuit on other tasks' data.
-MATCH (r:Run {id: $run_id})-[e:EVALUATED_ON]->(t:Task)
-RETURN t.id AS task, e.performance AS performance
+// Performance of the circuits of the runs $run_ids on other tasks' data.
+MATCH (r:Run)-[e:EVALUATED_ON]->(t:Task)
+WHERE r.id IN $run_ids
+RETURN r.id AS run, t.id AS task, e.performance AS performance

@@ -1,5 +1,6 @@
-// One run with its model, task, provenance and the run it nests in.
-MATCH (r:Run {id: $run_id})-[:ON_MODEL]->(m:Model), (r)-[:FOR_TASK]->(t:Task)
+// The runs $run_ids with their model, task, provenance and the run each nests in.
+MATCH (r:Run)-[:ON_MODEL]->(m:Model), (r)-[:FOR_TASK]->(t:Task)
+WHERE r.id IN $run_ids
 OPTIONAL MATCH (r)-[:NESTS_IN]->(p:Run)
 RETURN r.id AS id, r.method AS method, r.ablation AS ablation, r.metric AS metric, r.threshold AS threshold,
        r.faithfulness AS faithfulness, r.completeness AS completeness, r.params AS params,

@@ -1,5 +1,6 @@
-// Pairwise overlap of the edge sets of the runs $run_ids: shared count and sum of min |weight|.
-MATCH (s:Component)-[ea:EDGE]->(t:Component), (s)-[eb:EDGE]->(t)
-WHERE ea.run_id IN $run_ids AND eb.run_id IN $run_ids AND ea.run_id < eb.run_id AND ea.input = eb.input
-WITH ea.run_id AS run_a, eb.run_id AS run_b, abs(ea.weight) AS wa, abs(eb.weight) AS wb
-RETURN run_a, run_b, count(*) AS shared, sum(CASE WHEN wa < wb THEN wa ELSE wb END) AS shared_min
+// Each run of $run_ids with its edge keys (sender id > receiver id < input) and, when $weighted, their |weight| as
+// an aligned list (the runs are joined with the edges as in run_edges_batch.cypher).
+UNWIND $run_ids AS run
+MATCH (a:Component)-[e:EDGE]->(b:Component)
+WHERE e.run_id = run
+RETURN run, collect(a.id + '>' + b.id + '<' + e.input) AS items, collect(CASE WHEN $weighted THEN abs(e.weight) END) AS weights

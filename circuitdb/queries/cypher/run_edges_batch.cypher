@@ -1,0 +1,7 @@
+// run_edges.cypher for many runs: the list of runs is joined with the edges (where IN would compare every edge
+// with every id on Kuzu), so the cost does not grow with the number of runs asked.
+UNWIND $run_ids AS run
+MATCH (a:Component)-[e:EDGE]->(b:Component)
+WHERE e.run_id = run
+RETURN run, collect(a.name) AS senders, collect(b.name) AS receivers, collect(e.input) AS inputs,
+       collect(e.weight) AS weights

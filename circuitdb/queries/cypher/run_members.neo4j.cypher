@@ -1,0 +1,4 @@
+// Neo4j variant of run_members.cypher (lists count from 0, and a list comprehension unwraps the scores).
+MATCH (r:Run)-[i:INCLUDES]->(c:Component)
+WHERE r.id IN $run_ids
+RETURN r.id AS run, collect(c.name) AS components, [s IN collect([i.score]) | s[0]] AS scores
