@@ -12,7 +12,7 @@ a larger pool, so shared / venn / similarity have real overlaps to find. Then it
 With `--scale 500,1000,2000` it measures whole-catalog questions instead, per catalog size and on both stores: the
 import of one export file (against adding runs one at a time), similarity over all runs (against the pairwise Cypher
 it replaced: same matrix) and the JSON export (against fetching run by run: same bytes). Each task runs in a child
-process, whose peak resident memory (ru_maxrss) is reported beside its time.
+process, whose peak resident memory (VmHWM) is reported beside its time.
 
 Figures are printed as labelled lines as they come; the last line is a JSON summary of all of them.
 
@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -510,10 +509,11 @@ def old_export(catalog: Catalog, path: Path) -> None:
     path.write_text(json.dumps(document, indent=1))
 
 
-def rss_mb() -> float:
-    """Resident memory of this process now."""
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory of this process now (VmRSS), or its peak (VmHWM: unlike ru_maxrss, not raised to the parent's
+    peak by the fork and exec that started this process)."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:")) / 1024
 
 
 def child_task(spec: dict[str, Any]) -> dict[str, Any]:
@@ -542,7 +542,7 @@ def child_task(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             raise SystemExit(f"unknown child task {task!r}")
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "start_mb": start}
+    return {"seconds": seconds, "peak_mb": rss_mb("VmHWM"), "start_mb": start}
 
 
 def in_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -621,8 +621,8 @@ def bench_scale(report: Report, cfg: Config) -> None:
     per_run.check()
     print(f"  {cfg.scale_members} members and {cfg.scale_edges} edges per run (core of {per_run.core_members} "
           f"members / {per_run.core_edges} edges in every run, pool of {per_run.pool:,} features); peak memory is "
-          f"ru_maxrss of a child process doing only that task (interpreter, imports and open store included; "
-          f"not the Neo4j server's)", flush=True)
+          f"the peak resident set (VmHWM) of a child process doing only that task (interpreter, imports and open store "
+          f"included; not the Neo4j server's)", flush=True)
     neo4j_server = None if cfg.skip_neo4j else neo4j_test_server()
     with tempfile.TemporaryDirectory(prefix="circuitdb-scale-") as tmp:
         for n in cfg.scale:

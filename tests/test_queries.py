@@ -171,6 +171,7 @@ def test_similarity_of_all_runs(loaded: Catalog, monkeypatch: pytest.MonkeyPatch
                                 weighted: bool) -> None:
     """All 30 runs, the ladders of one task nested and every circuit holding the core: scores of None count 1."""
     monkeypatch.setattr(similarity_module, "DENSE_SHARE", dense_share)
+    monkeypatch.setattr(similarity_module, "ITEMS_PER_QUERY", 100)  # a few runs per query
     result = loaded.similarity(edges=edges, weighted=weighted)
     by_id = {r.id: r for r in RUNS}
     runs = [by_id[i] for i in result.to_dict()["run_ids"]]

@@ -28,16 +28,22 @@ def export_runs(store: Store, infos: list[RunInfo]) -> Iterator[Run]:
     """Whole runs in export order (parents first), fetched in batches of about ROWS_PER_BATCH memberships and edges."""
     heads = {row["id"]: row for row in run_query(store, "run", run_ids=[r.id for r in infos])}
     size = {r.id: r.n_nodes + r.n_edges for r in infos}
-    batch: list[str] = []
-    rows = 0
-    for run_id in export_order(list(heads.values())):
-        if batch and rows + size[run_id] > ROWS_PER_BATCH:
-            yield from _runs(store, [heads[r] for r in batch], "run_edges_batch")
-            batch, rows = [], 0
-        batch.append(run_id)
-        rows += size[run_id]
-    if batch:
+    for batch in batches(export_order(list(heads.values())), size, ROWS_PER_BATCH):
         yield from _runs(store, [heads[r] for r in batch], "run_edges_batch")
+
+
+def batches(ids: list[str], rows: dict[str, int], limit: int) -> Iterator[list[str]]:
+    """Consecutive slices of `ids` of at most `limit` rows together (a run larger than that alone)."""
+    batch: list[str] = []
+    total = 0
+    for run_id in ids:
+        if batch and total + rows[run_id] > limit:
+            yield batch
+            batch, total = [], 0
+        batch.append(run_id)
+        total += rows[run_id]
+    if batch:
+        yield batch
 
 
 def _runs(store: Store, heads: list[dict], edge_query: str) -> list[Run]:

@@ -10,17 +10,18 @@ import numpy as np
 import pandas as pd
 
 from circuitdb.queries import run_query
+from circuitdb.queries.runs import batches
 from circuitdb.queries.selection import RunInfo, labels
 from circuitdb.store.base import Store
 
-RUNS_PER_QUERY = 500
+ITEMS_PER_QUERY = 1_000_000  # memberships (edges) per query: bounds the lists held at once
 DENSE_SHARE = 16  # an item held by at least 1/16 of the runs goes through the dense product
 DENSE_CELLS = 1 << 23  # cells of one dense block of the incidence matrix (32 MB)
 
 
 def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted: bool = False) -> pd.DataFrame:
     """Square matrix indexed by run labels; weighted uses |score| (|weight| for edges), a missing score counting 1."""
-    rows, items, weights = incidence(store, [r.id for r in runs], edges, weighted)
+    rows, items, weights = incidence(store, runs, edges, weighted)
     n = len(runs)
     size = np.bincount(rows, weights, minlength=n)
     shared = np.bincount(items)[items] > 1  # an item only one run holds is in no overlap
@@ -33,14 +34,14 @@ def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted:
     return pd.DataFrame(matrix, index=names, columns=names)
 
 
-def incidence(store: Store, ids: list[str], edges: bool, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(run position, item code, weight) per membership (per edge; weight 1 unless `weighted`), fetched a bounded
-    number of runs per query."""
-    position = {r: i for i, r in enumerate(ids)}
+def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(run position, item code, weight) per membership (per edge; weight 1 unless `weighted`), fetched in batches of
+    about ITEMS_PER_QUERY items."""
+    position = {r.id: i for i, r in enumerate(runs)}
+    size = {r.id: r.n_edges if edges else r.n_nodes for r in runs}
     codes: dict[str, int] = {}
     rows, items, weights = [], [], []
-    for start in range(0, len(ids), RUNS_PER_QUERY):
-        batch = ids[start:start + RUNS_PER_QUERY]
+    for batch in batches(list(position), size, ITEMS_PER_QUERY):
         for row in run_query(store, "similarity_edges" if edges else "similarity", run_ids=batch, weighted=weighted):
             found = row["items"]
             rows.append(np.full(len(found), position[row["run"]], np.int64))
