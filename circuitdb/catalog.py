@@ -234,19 +234,22 @@ class Catalog:
                  **options: Any) -> Runs:
         """Find head/MLP circuits per task and threshold (options as `circuitdb discover`); each run is written as soon
         as it is done, stored runs are skipped (and still serve as the parent of the next threshold)."""
-        self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import JobSpec, discover
+        from circuitdb.discovery.spec import JobSpec
 
-        spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()
-        return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
+        return self._discover([JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()],
+                              reporter)
 
     def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
         """Run every job of a sweep file into this catalog (all checked before the first runs)."""
-        self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import discover
         from circuitdb.discovery.sweep import read_sweep
 
-        specs, _ = read_sweep(path)
+        return self._discover(read_sweep(path)[0], reporter)
+
+    def _discover(self, specs: list, reporter: Reporter | None) -> Runs:
+        """Run checked jobs; torch is imported only now, and the store is released while it and the model load."""
+        self.store.release()
+        from circuitdb.discovery.jobs import discover
+
         return self._job(lambda on_run, existing: [r for spec in specs for r in discover(spec, on_run, existing, reporter)])
 
     def evaluate(self, selection: Selection, on: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
@@ -271,12 +274,10 @@ class Catalog:
     def features_discover(self, model: str, saes: list[str], tasks: list[str], thresholds: list[float],
                           reporter: Reporter | None = None, **options: Any) -> Runs:
         """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""
-        self.store.release()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import JobSpec, discover
+        from circuitdb.discovery.spec import JobSpec
 
-        spec = JobSpec(model=model, methods=["sae-attr"], saes=list(saes), tasks=list(tasks), thresholds=list(thresholds),
-                       **options).check()
-        return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
+        return self._discover([JobSpec(model=model, methods=["sae-attr"], saes=list(saes), tasks=list(tasks),
+                                       thresholds=list(thresholds), **options).check()], reporter)
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
         """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""

@@ -10,63 +10,21 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache, partial
 
 import torch
 
-from circuitdb.discovery.ablation import ABLATIONS
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.methods import METHODS, Method
 from circuitdb.discovery.methods.base import Circuit, Scorer, Step
 from circuitdb.discovery.models import LoadedModel, load_model
+from circuitdb.discovery.spec import JobSpec
 from circuitdb.discovery.tasks import build_task
-from circuitdb.domain import Run, check_threshold, parse_component, run_id
+from circuitdb.domain import Run, parse_component, run_id
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
 
 METRIC = "logit_diff"
-
-
-@dataclass
-class JobSpec:
-    """What to discover, with every method's options (`Method.options` says which of them its runs' params record)."""
-
-    model: str
-    tasks: list[str]
-    thresholds: list[float]
-    methods: list[str] = field(default_factory=lambda: ["prune"])
-    saes: list[str] = field(default_factory=list)  # sae-attr's dictionaries
-    edges: str = "path"  # the head methods' options, to nested ... robust
-    ablation: str = "mean"
-    n_prompts: int = 64
-    seed: int = 0
-    nested: bool = True
-    edge_threshold: float = 0.99
-    ig_steps: int = 5
-    robust: int = 0
-    top_k: int | None = None  # sae-attr's options, to check_top
-    node_threshold: float | None = None
-    min_edge: float = 0.005
-    check_top: int = 20
-    device: str = "cpu"
-
-    def check(self) -> JobSpec:
-        """Refuse impossible jobs before any model is loaded."""
-        for t in self.thresholds:
-            check_threshold(t)
-        if not self.tasks or not self.thresholds:
-            raise CircuitdbError("a job needs at least one --task and one --threshold")
-        for method in self.methods:
-            if method not in METHODS:
-                raise CircuitdbError(f"unknown method {method!r} (use {', '.join(METHODS)})")
-        if self.ablation not in ABLATIONS:
-            raise CircuitdbError(f"unknown ablation {self.ablation!r} (use {', '.join(ABLATIONS)})")
-        if self.n_prompts < 4:
-            raise CircuitdbError("--prompts must be at least 4")
-        for method in dict.fromkeys(self.methods):
-            METHODS[method].check(self)
-        return self
 
 
 def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:

@@ -39,11 +39,15 @@ class KuzuStore(SmallWrites):
     backend = "kuzu"
 
     def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10) -> None:
+        """Opens an existing file at once; a new one is created by the first use that needs it, so a command refused
+        later (a bad model name, say) leaves no empty catalog behind."""
         self.path, self.read_only, self.wait_s = path, read_only, wait_s
         self._conn: kuzu.Connection | None = None
-        self._open()
-        if not read_only:
-            self.init()
+        self._schema = read_only
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot create a Kuzu store at {path}: no folder {path.parent}")
+        if read_only or path.exists():
+            self.conn  # noqa: B018 - opens now: a busy or broken file is reported before any work
 
     def _open(self) -> None:
         """Take the sidecar lock (shared to read, exclusive to write) before Kuzu touches any file, then open; while
@@ -88,6 +92,9 @@ class KuzuStore(SmallWrites):
     def conn(self) -> kuzu.Connection:
         if self._conn is None:
             self._open()
+            if not self._schema:
+                self._schema = True
+                self.init()
         return self._conn
 
     def init(self) -> None:
@@ -107,6 +114,8 @@ class KuzuStore(SmallWrites):
         return rows
 
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
+        if self._conn is None and not self.path.exists():
+            return []  # a catalog not created yet holds nothing; reading it does not create it
         try:
             return self._rows(cypher, params)
         except RuntimeError as exc:

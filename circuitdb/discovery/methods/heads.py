@@ -1,4 +1,4 @@
-"""What the head methods (prune, eap, eap-ig) share: the evaluator, the options their runs record and their checks,
+"""What the head methods (prune, eap, eap-ig) share: the evaluator and the options their runs record,
 and how a circuit of heads and MLPs becomes a run's components and edges."""
 
 from __future__ import annotations
@@ -11,26 +11,16 @@ from circuitdb.discovery.methods.base import Circuit
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.tasks import TaskData
 from circuitdb.domain import Edge
-from circuitdb.errors import CircuitdbError
 
 if TYPE_CHECKING:
-    from circuitdb.discovery.jobs import JobSpec
+    from circuitdb.discovery.spec import JobSpec
 
 OPTIONS = ("edges", "ablation", "n_prompts", "seed", "nested", "edge_threshold", "ig_steps", "robust")
-EDGE_METHODS = ("path", "eap", "eap-ig", "none")
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, Evaluator]:
     """One head/MLP evaluator per task."""
     return {name: Evaluator(lm, task, spec.ablation, spec.seed) for name, task in data.items()}
-
-
-def check(spec: JobSpec) -> None:
-    """The edge options."""
-    if spec.edges not in EDGE_METHODS:
-        raise CircuitdbError(f"unknown edge method {spec.edges!r} (use {', '.join(EDGE_METHODS)})")
-    if not 0 < spec.edge_threshold <= 1:
-        raise CircuitdbError(f"edge threshold must be in (0, 1], got {spec.edge_threshold}")
 
 
 def circuit(nodes: list[str], scores: dict[str, float], edges: dict[EdgeKey, float], params: dict, nested: bool) -> Circuit:

@@ -19,25 +19,13 @@ from circuitdb.domain import Edge
 from circuitdb.errors import CircuitdbError
 
 if TYPE_CHECKING:
-    from circuitdb.discovery.jobs import JobSpec
+    from circuitdb.discovery.spec import JobSpec
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, FeatureEvaluator]:
     """The job's dictionaries, loaded once, and one feature evaluator per task."""
     dictionaries = [load_dictionary(s, lm) for s in spec.saes]
     return {name: FeatureEvaluator(lm, task, list(dictionaries), spec.ablation, spec.seed) for name, task in data.items()}
-
-
-def check(spec: JobSpec) -> None:
-    """The feature options."""
-    if not spec.saes:
-        raise CircuitdbError("sae-attr needs at least one --sae")
-    if spec.top_k is not None and spec.top_k < 1:
-        raise CircuitdbError(f"--top-k must be at least 1, got {spec.top_k}")
-    if spec.min_edge < 0:
-        raise CircuitdbError(f"--min-edge must be >= 0, got {spec.min_edge}")
-    if spec.check_top < 0:
-        raise CircuitdbError(f"--check-top must be >= 0, got {spec.check_top}")
 
 
 def select(ev: FeatureEvaluator, scores: dict[Node, float], threshold: float, top_k: int | None = None,
@@ -96,5 +84,5 @@ def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: 
 
 
 SAE_ATTR = Method("sae-attr", evaluators, find, ("top_k", "node_threshold", "min_edge", "check_top", "ablation", "n_prompts",
-                  "seed"), check, score=lambda ev, spec: ev.attribution(),
+                  "seed"), score=lambda ev, spec: ev.attribution(),
                   variant=lambda ev: "+".join(d.name for d in ev.dictionaries), packages=("sae-lens",))
