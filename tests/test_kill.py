@@ -102,15 +102,16 @@ def test_kill_during_replacement_of_a_large_run(backend: str, tmp_path: Path, re
     n = EDGES or (100_000 if backend == "kuzu" else 30_000)
     timed_write(url, 2_000, 7, "other")
     span = timed_write(url, n, 0)
-    current, other = weight(n, 0), weight(2_000, 7)
+    current, other, landed = weight(n, 0), weight(2_000, 7), []
     for trial, moment in enumerate(m for _ in range(TRIALS) for m in MOMENTS[backend]):
         seed = trial + 1
-        kill(writer(url, n, seed), url, moment, span)
+        landed.append(kill(writer(url, n, seed), url, moment, span))
         runs = whole_runs(url)
         assert sorted(runs.values()) == sorted([other, runs[big_tables(10).run_id]])
         got = runs[big_tables(10).run_id]
         assert got in (current, weight(n, seed)), f"trial {trial} ({moment}): neither the old nor the new copy"
         current = got
+    print(f"replacement on {backend}: {sum(landed)} of {len(landed)} kills landed mid-write, every run whole after")
 
 
 @pytest.mark.parametrize("backend", ["kuzu", "neo4j"])
@@ -118,14 +119,15 @@ def test_kill_during_import_of_new_runs(backend: str, tmp_path: Path, request: p
     """A batch of two new runs arrives whole or not at all; what was there stays."""
     url = store_for(backend, tmp_path, request)
     n = EDGES or (100_000 if backend == "kuzu" else 30_000)
-    span = timed_write(url, n, 0, "first")
+    span, landed = timed_write(url, n, 0, "first"), []
     for trial, moment in enumerate(m for _ in range(TRIALS) for m in MOMENTS[backend]):
         before = whole_runs(url)
-        kill(writer(url, n, trial + 1, f"new{trial}a", f"new{trial}b"), url, moment, span * 2)
+        landed.append(kill(writer(url, n, trial + 1, f"new{trial}a", f"new{trial}b"), url, moment, span * 2))
         after = whole_runs(url)
         new = {k: v for k, v in after.items() if k not in before}
         assert {k: after[k] for k in before} == before
         assert len(new) in (0, 2), f"trial {trial} ({moment}): {len(new)} of the batch's 2 runs"
+    print(f"import on {backend}: {sum(landed)} of {len(landed)} kills landed mid-write, every run whole after")
 
 
 DISCOVER = ["discover", "--model", "toy", "--task", "digits", "--threshold", "0.9", "--threshold", "0.8",
@@ -141,11 +143,13 @@ def test_kill_during_discover(backend: str, tmp_path: Path, request: pytest.Fixt
     subprocess.run([*command, url], check=True, capture_output=True)
     span = time.monotonic() - started
     assert len(whole_runs(url)) == 2
+    landed = []
     for trial, moment in enumerate(m for _ in range(max(1, TRIALS // 3)) for m in MOMENTS[backend]):
         fresh = f"kuzu:{tmp_path / f'd{trial}.kuzu'}" if backend == "kuzu" else url
         if backend == "neo4j":
             wipe_neo4j(url)
         proc = subprocess.Popen([*command, fresh], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kill(proc, fresh, moment, span)
+        landed.append(kill(proc, fresh, moment, span))
         if backend == "neo4j" or Path(fresh[len("kuzu:"):]).exists():
             assert len(whole_runs(fresh)) <= 2
+    print(f"discover on {backend}: {sum(landed)} of {len(landed)} kills landed before it ended, every run whole after")
