@@ -3,7 +3,8 @@
 
 After each kill the catalog is reopened by a writer (which discards what the killed one staged) and every run is
 checked against what its writer meant: memberships and edges counted, edge weights summed, no stray edges. Trials
-per scenario: CIRCUITDB_KILL_TRIALS (default 2; the closing figures use 30), edges per run CIRCUITDB_KILL_EDGES.
+per kill moment: CIRCUITDB_KILL_TRIALS (default 2) and CIRCUITDB_KILL_DISCOVER_TRIALS (default 1; the closing
+figures use 30 of each), edges per run CIRCUITDB_KILL_EDGES.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from circuitdb import Catalog
 HERE = Path(__file__).parent
 TRIALS = int(os.environ.get("CIRCUITDB_KILL_TRIALS", "2"))
 EDGES = int(os.environ.get("CIRCUITDB_KILL_EDGES", "0"))
+DISCOVER_TRIALS = int(os.environ.get("CIRCUITDB_KILL_DISCOVER_TRIALS", "1"))
 MOMENTS = {"kuzu": ("random", "checkpoint"), "neo4j": ("random",)}
 
 
@@ -144,7 +146,7 @@ def test_kill_during_discover(backend: str, tmp_path: Path, request: pytest.Fixt
     span = time.monotonic() - started
     assert len(whole_runs(url)) == 2
     landed = []
-    for trial, moment in enumerate(m for _ in range(max(1, TRIALS // 3)) for m in MOMENTS[backend]):
+    for trial, moment in enumerate(m for _ in range(DISCOVER_TRIALS) for m in MOMENTS[backend]):
         fresh = f"kuzu:{tmp_path / f'd{trial}.kuzu'}" if backend == "kuzu" else url
         if backend == "neo4j":
             wipe_neo4j(url)
