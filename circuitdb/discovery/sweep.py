@@ -15,6 +15,7 @@ from pathlib import Path
 
 from circuitdb.discovery.jobs import JobSpec
 from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.files import read_yaml
 
 LISTS = ("models", "tasks", "thresholds", "methods")
 RENAMED = {"prompts": "n_prompts", "edge-threshold": "edge_threshold", "ig-steps": "ig_steps"}
@@ -22,15 +23,7 @@ RENAMED = {"prompts": "n_prompts", "edge-threshold": "edge_threshold", "ig-steps
 
 def read_sweep(path: Path) -> tuple[list[JobSpec], str | None]:
     """The jobs of a sweep file (checked before anything runs) and the store it names, if any."""
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CircuitdbError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CircuitdbError(f"{path}{f':{mark.line + 1}' if mark else ''}: malformed YAML") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         raise CircuitdbError(f"{path}: a sweep is a mapping with models, tasks and thresholds")
     doc = {RENAMED.get(k, k): v for k, v in doc.items()}

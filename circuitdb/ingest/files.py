@@ -4,23 +4,56 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from circuitdb.errors import CircuitdbError
 
 
-def read_json(path: Path | str) -> tuple[Any, str]:
-    """Parse a JSON file; a syntax error is reported as `file:line:col: message`."""
+def read_text(path: Path | str) -> str:
+    """A UTF-8 text file's contents; a missing, unreadable, binary or otherwise encoded file is one line naming it."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise CircuitdbError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        hint = "is it a binary file?" if b"\0" in data[:8192] else "another encoding, e.g. Latin-1? save it as UTF-8"
+        raise CircuitdbError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}; "
+                             f"{hint})") from None
+
+
+def read_json(path: Path | str) -> tuple[Any, str]:
+    """Parse a JSON file; a syntax error is reported as `file:line:col: message`."""
+    text = read_text(path)
     try:
         return json.loads(text), text
     except json.JSONDecodeError as exc:
         raise CircuitdbError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise CircuitdbError(f"{path}: JSON nested too deeply to read (arrays or objects inside each other "
+                             f"{sys.getrecursionlimit()}+ levels deep)") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise CircuitdbError(f"{path}: a number in the file has more than {sys.get_int_max_str_digits()} digits") from None
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Parse a YAML file (safe loader); a syntax error is reported as `file:line: malformed YAML (problem)`."""
+    import yaml
+
+    text = read_text(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise CircuitdbError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except RecursionError:
+        raise CircuitdbError(f"{path}: YAML nested too deeply to read") from None
 
 
 def line_of(text: str, needle: str) -> int:
