@@ -1,10 +1,13 @@
-"""Read user files with errors that name the file and line, never a traceback."""
+"""Read user files with errors that name the file and line, never a traceback; check where output files go."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +68,28 @@ def line_of(text: str, needle: str) -> int:
 def fail(path: Path | str, text: str, needle: str, message: str) -> CircuitdbError:
     """An error pointing at the line where `needle` stands."""
     return CircuitdbError(f"{path}:{line_of(text, needle)}: {message}")
+
+
+def check_output(path: Path | str) -> Path:
+    """`path` if a file can be written there (its folder exists and is writable); else one line saying why not, before
+    any work is done."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise CircuitdbError(f"{path}: is a folder; give a file name")
+    if not folder.exists():
+        raise CircuitdbError(f"{path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise CircuitdbError(f"{path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CircuitdbError(f"{path}: not writable (permission denied on {path if path.exists() else folder})")
+    return path
+
+
+@contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """An OSError while writing `path` (disk full, a folder removed meanwhile) as one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise CircuitdbError(f"{path}: cannot write ({exc.strerror or exc})") from None

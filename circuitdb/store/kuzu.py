@@ -38,10 +38,15 @@ class KuzuStore(SmallWrites):
 
     backend = "kuzu"
 
-    def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10) -> None:
+    def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10, create: bool = True) -> None:
+        """`create=False` (and `read_only`) refuses a database that holds no catalog rather than adding one to it."""
         self.path, self.read_only, self.wait_s = path, read_only, wait_s
         self._conn: kuzu.Connection | None = None
         self._open()
+        if (read_only or not create) and "Run" not in {r["name"] for r in self._rows("CALL show_tables() RETURN name")}:
+            self.close()
+            raise StoreError(f"{path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` to "
+                             "add one)")
         if not read_only:
             self.init()
 

@@ -26,11 +26,15 @@ def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dic
 
 
 def check(spec: JobSpec) -> None:
-    """The edge options."""
+    """The edge and pruning options."""
     if spec.edges not in EDGE_METHODS:
         raise CircuitdbError(f"unknown edge method {spec.edges!r} (use {', '.join(EDGE_METHODS)})")
     if not 0 < spec.edge_threshold <= 1:
         raise CircuitdbError(f"edge threshold must be in (0, 1], got {spec.edge_threshold}")
+    if spec.ig_steps < 1:
+        raise CircuitdbError(f"--ig-steps must be at least 1 (integration steps of EAP-IG), got {spec.ig_steps}")
+    if spec.robust < 0:
+        raise CircuitdbError(f"--robust must be 0 (off) or a number of random pruning orders, got {spec.robust}")
 
 
 def circuit(nodes: list[str], scores: dict[str, float], edges: dict[EdgeKey, float], params: dict, nested: bool) -> Circuit:
