@@ -17,12 +17,14 @@ import pyarrow as pa
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import kuzu_ddl
+from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
 from circuitdb.store.writes import Rows, SmallWrites, Steps, replace_run, run_steps
 
 # a process that is not circuitdb's holds the file
 BUSY = re.compile(r"Could not set lock")
+NOT_KUZU = re.compile(r"not a valid Kuzu database file")
 PLAN_OPERATOR = re.compile(r"([A-Z][A-Z_]+)\[\d+\]")
 PLAN_FUNCTION = re.compile(r"Function: (\w+)")
 # plan operators that write files, load extensions, switch databases or open transactions
@@ -71,13 +73,15 @@ class KuzuStore(SmallWrites):
                 fcntl.flock(lock, fcntl.LOCK_UN)
                 if not BUSY.search(str(exc)):
                     lock.close()
+                    if NOT_KUZU.search(str(exc)):
+                        raise StoreError(f"{self.path} is not a catalog: the file is not a Kuzu database") from None
                     raise StoreError(f"cannot open Kuzu store at {self.path}: {exc}") from None
             if time.monotonic() >= deadline:
                 lock.close()
-                raise StoreError(f"{self.path} is in use by another process (a writer, or readers while you write); "
+                raise StoreError(f"{self.path} is in use by another process: {situation(self.path, lock.name)}; "
                                  f"waited {self.wait_s:g} s: try again, or give --wait more seconds")
             if not said:
-                sys.stderr.write(f"waiting up to {self.wait_s:g} s for {self.path}: another process is using it\n")
+                sys.stderr.write(f"waiting up to {self.wait_s:g} s for {self.path}: {situation(self.path, lock.name)}\n")
                 said = True
             time.sleep(0.1)
 
