@@ -303,26 +303,28 @@ class Catalog:
                  **options: Any) -> Runs:
         """Find head/MLP circuits per task and threshold (options as `circuitdb discover`); each run is written as soon
         as it is done, stored runs are skipped (and still serve as the parent of the next threshold)."""
-        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import JobSpec, discover
+        from circuitdb.discovery.spec import JobSpec
 
-        spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()
+        spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()  # before torch
+        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
+        from circuitdb.discovery.jobs import discover
+
         return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
 
     def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
         """Run every job of a sweep file into this catalog (all checked before the first runs)."""
-        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import discover
         from circuitdb.discovery.sweep import read_sweep
 
-        specs, _ = read_sweep(path)
+        specs, _ = read_sweep(path)  # every job checked before torch loads
+        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
+        from circuitdb.discovery.jobs import discover
+
         return self._job(lambda on_run, existing: [r for spec in specs for r in discover(spec, on_run, existing, reporter)])
 
     def evaluate(self, selection: Selection, on: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
                  save: bool = False, reporter: Reporter | None = None) -> Rows:
         """Each selected circuit's performance on each task's data; `save` stores them as EVALUATED_ON."""
         from circuitdb.discovery.devices import check_device
-        from circuitdb.discovery.jobs import evaluate_runs
 
         if not on:
             raise CircuitdbError("give at least one task to score the circuits on (--on)")
@@ -334,6 +336,8 @@ class Catalog:
         infos = self.select(selection)
         runs = [self.run(r.id) for r in infos]
         self.store.release()  # others may use the file while the circuits are scored
+        from circuitdb.discovery.jobs import evaluate_runs
+
         rows = evaluate_runs(runs, list(on), n_prompts, seed, device, reporter)
         if save:
             for run in runs:
@@ -348,11 +352,13 @@ class Catalog:
     def features_discover(self, model: str, saes: list[str], tasks: list[str], thresholds: list[float],
                           reporter: Reporter | None = None, **options: Any) -> Runs:
         """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""
-        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import JobSpec, discover
+        from circuitdb.discovery.spec import JobSpec
 
         spec = JobSpec(model=model, methods=["sae-attr"], saes=list(saes), tasks=list(tasks), thresholds=list(thresholds),
-                       **options).check()
+                       **options).check()  # before torch
+        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
+        from circuitdb.discovery.jobs import discover
+
         return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:

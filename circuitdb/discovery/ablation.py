@@ -17,9 +17,9 @@ from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.graph import Masks
 from circuitdb.discovery.models import LoadedModel
+from circuitdb.discovery.spec import ABLATIONS
 from circuitdb.errors import CircuitdbError
 
-ABLATIONS = ("mean", "zero", "resample")
 Hook = tuple[str, Callable]
 
 

@@ -1,40 +1,53 @@
-"""The `--device` of a job, checked before any model loads: a device torch knows, and one this machine has."""
+"""The `--device` of a job, checked before any model loads and, where it can be, before torch loads: a device torch
+knows, and one this machine has."""
 
 from __future__ import annotations
 
+import ctypes
+import re
+
 from circuitdb.errors import CircuitdbError
 
-DEVICES = ("cpu", "cuda", "mps", "xpu")
+DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(?::(\d{1,4}))?")
+# the CUDA driver (NVIDIA) or HIP runtime (AMD, which torch also calls cuda): without either, torch sees no CUDA device
+GPU_LIBRARIES = ("libcuda.so.1", "libcuda.so", "nvcuda.dll", "libamdhip64.so", "libamdhip64.so.6", "amdhip64.dll")
 
 
 def check_device(device: object) -> str:
     """`device` (cpu, cuda, cuda:N, mps, xpu, xpu:N) if this machine has it; else one line saying what it has."""
-    import torch
-
-    if not isinstance(device, str):
-        raise CircuitdbError(f"--device must be text such as cpu or cuda:0, got {device!r}")
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.type not in DEVICES:
+    found = DEVICE.fullmatch(device) if isinstance(device, str) else None
+    if found is None:
         raise CircuitdbError(f"--device {device!r} is not a device (use cpu, cuda, cuda:N, mps or xpu)")
-    if parsed.type == "cpu":
+    kind, index = found.group(1), found.group(2)
+    if kind == "cpu":
         return device
-    backend = torch.backends.mps if parsed.type == "mps" else getattr(torch, parsed.type, None)
-    count = (1 if backend.is_available() else 0) if parsed.type == "mps" else _count(backend)
+    if kind == "cuda" and not _gpu_library():
+        raise CircuitdbError(f"--device {device}: this machine has no CUDA GPU (no GPU driver found); use --device cpu")
+    import torch  # the job loads it next anyway; only torch knows which devices it can use
+
+    if kind == "mps":
+        count = int(torch.backends.mps.is_available())
+    else:
+        backend = getattr(torch, kind, None)
+        try:
+            count = backend.device_count() if backend is not None and backend.is_available() else 0
+        except RuntimeError:
+            count = 0
     if count == 0:
-        raise CircuitdbError(f"--device {device}: this machine has no {parsed.type.upper()} device that torch can use "
-                             f"(torch {torch.__version__}); use --device cpu")
-    if parsed.index is not None and parsed.index >= count:
-        raise CircuitdbError(f"--device {device}: this machine has {count} {parsed.type.upper()} device"
-                             f"{'s' if count > 1 else ''} ({parsed.type}:0..{parsed.type}:{count - 1})")
+        raise CircuitdbError(f"--device {device}: this machine has no {kind.upper()} device that torch "
+                             f"{torch.__version__} can use; use --device cpu")
+    if index is not None and int(index) >= count:
+        raise CircuitdbError(f"--device {device}: this machine has {count} {kind.upper()} device"
+                             f"{'s' if count > 1 else ''} ({kind}:0..{kind}:{count - 1})")
     return device
 
 
-def _count(backend: object) -> int:
-    """How many devices a torch backend module (torch.cuda, torch.xpu) sees; 0 when it is missing or has none."""
-    try:
-        return backend.device_count() if backend is not None and backend.is_available() else 0
-    except RuntimeError:
-        return 0
+def _gpu_library() -> bool:
+    """Whether a GPU driver library loads (without torch: a missing driver is known in a millisecond)."""
+    for name in GPU_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False

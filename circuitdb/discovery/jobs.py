@@ -10,104 +10,21 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache, partial
-from typing import get_args, get_origin, get_type_hints
 
 import torch
 
-from circuitdb.discovery.ablation import ABLATIONS
-from circuitdb.discovery.devices import check_device
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.methods import METHODS, Method
 from circuitdb.discovery.methods.base import Circuit, Scorer, Step
 from circuitdb.discovery.models import LoadedModel, load_model
+from circuitdb.discovery.spec import JobSpec
 from circuitdb.discovery.tasks import build_task
-from circuitdb.domain import Run, check_int, check_name, check_number, check_threshold, parse_component, run_id
+from circuitdb.domain import Run, parse_component, run_id
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
 
 METRIC = "logit_diff"
-
-
-@dataclass
-class JobSpec:
-    """What to discover, with every method's options (`Method.options` says which of them its runs' params record)."""
-
-    model: str
-    tasks: list[str]
-    thresholds: list[float]
-    methods: list[str] = field(default_factory=lambda: ["prune"])
-    saes: list[str] = field(default_factory=list)  # sae-attr's dictionaries
-    edges: str = "path"  # the head methods' options, to nested ... robust
-    ablation: str = "mean"
-    n_prompts: int = 64
-    seed: int = 0
-    nested: bool = True
-    edge_threshold: float = 0.99
-    ig_steps: int = 5
-    robust: int = 0
-    top_k: int | None = None  # sae-attr's options, to check_top
-    node_threshold: float | None = None
-    min_edge: float = 0.005
-    check_top: int = 20
-    device: str = "cpu"
-
-    def check(self) -> JobSpec:
-        """Refuse impossible jobs before any model is loaded (and before any stored run is looked up)."""
-        self._check_types()
-        for t in self.thresholds:
-            check_threshold(t)
-        if not self.tasks or not self.thresholds:
-            raise CircuitdbError("a job needs at least one --task and one --threshold")
-        check_name(self.model, "--model")
-        for task in self.tasks:
-            check_name(task, "--task")
-        for method in self.methods:
-            if method not in METHODS:
-                raise CircuitdbError(f"unknown method {method!r} (use {', '.join(METHODS)})")
-        if self.ablation not in ABLATIONS:
-            raise CircuitdbError(f"unknown ablation {self.ablation!r} (use {', '.join(ABLATIONS)})")
-        if self.n_prompts < 4:
-            raise CircuitdbError(f"--prompts must be at least 4, got {self.n_prompts}")
-        for method in dict.fromkeys(self.methods):
-            METHODS[method].check(self)
-        check_device(self.device)
-        return self
-
-    def _check_types(self) -> None:
-        """Every option has its field's type (a sweep file can hold anything): text, a 64-bit integer, a finite
-        number, true/false, or a list of them."""
-        for option, hint in get_type_hints(JobSpec).items():
-            _check_type(OPTION_NAMES.get(option, "--" + option.replace("_", "-")), getattr(self, option), hint)
-
-
-OPTION_NAMES = {"n_prompts": "--prompts", "tasks": "--task", "thresholds": "--threshold", "methods": "--method",
-                "saes": "--sae"}
-TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
-
-
-def _check_type(name: str, value: object, hint: object) -> None:
-    """Refuse `value` unless it is of type `hint` (bool, int, float, str, X | None or list[X]); integers must fit 64
-    bits, numbers be finite (the options' own ranges are checked by the job and its methods)."""
-    args = get_args(hint)
-    if type(None) in args:
-        if value is None:
-            return
-        hint = next(a for a in args if a is not type(None))
-    if get_origin(hint) is list:
-        if not isinstance(value, (list, tuple)):
-            raise CircuitdbError(f"{name} must be a list, got {value!r}")
-        for item in value:
-            _check_type(name, item, get_args(hint)[0])
-        return
-    if hint is int:
-        check_int(value, name, None)
-    elif hint is float:
-        if not isinstance(value, str):  # a threshold given as text gets the threshold's own message
-            check_number(value, name)
-    elif not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
-        raise CircuitdbError(f"{name} must be {TYPE_WORDS[hint]}, got {value!r}")
 
 
 def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from circuitdb.discovery.jobs import JobSpec
+from circuitdb.discovery.spec import JobSpec
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import read_yaml
 

@@ -14,7 +14,7 @@ from circuitdb.domain import Edge, Run
 from circuitdb.progress import Reporter
 
 if TYPE_CHECKING:
-    from circuitdb.discovery.jobs import JobSpec
+    from circuitdb.discovery.spec import JobSpec
 
 K = TypeVar("K")
 

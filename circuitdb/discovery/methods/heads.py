@@ -9,32 +9,20 @@ from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import EdgeKey
 from circuitdb.discovery.methods.base import Circuit
 from circuitdb.discovery.models import LoadedModel
+from circuitdb.discovery.spec import check_head_options
 from circuitdb.discovery.tasks import TaskData
 from circuitdb.domain import Edge
-from circuitdb.errors import CircuitdbError
 
 if TYPE_CHECKING:
-    from circuitdb.discovery.jobs import JobSpec
+    from circuitdb.discovery.spec import JobSpec
 
 OPTIONS = ("edges", "ablation", "n_prompts", "seed", "nested", "edge_threshold", "ig_steps", "robust")
-EDGE_METHODS = ("path", "eap", "eap-ig", "none")
+check = check_head_options  # the edge and pruning options, checked without torch (spec.py)
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, Evaluator]:
     """One head/MLP evaluator per task."""
     return {name: Evaluator(lm, task, spec.ablation, spec.seed) for name, task in data.items()}
-
-
-def check(spec: JobSpec) -> None:
-    """The edge and pruning options."""
-    if spec.edges not in EDGE_METHODS:
-        raise CircuitdbError(f"unknown edge method {spec.edges!r} (use {', '.join(EDGE_METHODS)})")
-    if not 0 < spec.edge_threshold <= 1:
-        raise CircuitdbError(f"edge threshold must be in (0, 1], got {spec.edge_threshold}")
-    if spec.ig_steps < 1:
-        raise CircuitdbError(f"--ig-steps must be at least 1 (integration steps of EAP-IG), got {spec.ig_steps}")
-    if spec.robust < 0:
-        raise CircuitdbError(f"--robust must be 0 (off) or a number of random pruning orders, got {spec.robust}")
 
 
 def circuit(nodes: list[str], scores: dict[str, float], edges: dict[EdgeKey, float], params: dict, nested: bool) -> Circuit:

@@ -14,12 +14,13 @@ from circuitdb.discovery.features import FeatureEvaluator, Node, node_name
 from circuitdb.discovery.methods.base import Circuit, Method, Step, by_score, shortest_prefix
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.sae import load_dictionary
+from circuitdb.discovery.spec import check_feature_options
 from circuitdb.discovery.tasks import TaskData
 from circuitdb.domain import Edge
 from circuitdb.errors import CircuitdbError
 
 if TYPE_CHECKING:
-    from circuitdb.discovery.jobs import JobSpec
+    from circuitdb.discovery.spec import JobSpec
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, FeatureEvaluator]:
@@ -28,16 +29,7 @@ def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dic
     return {name: FeatureEvaluator(lm, task, list(dictionaries), spec.ablation, spec.seed) for name, task in data.items()}
 
 
-def check(spec: JobSpec) -> None:
-    """The feature options."""
-    if not spec.saes:
-        raise CircuitdbError("sae-attr needs at least one --sae")
-    if spec.top_k is not None and spec.top_k < 1:
-        raise CircuitdbError(f"--top-k must be at least 1, got {spec.top_k}")
-    if spec.min_edge < 0:
-        raise CircuitdbError(f"--min-edge must be >= 0, got {spec.min_edge}")
-    if spec.check_top < 0:
-        raise CircuitdbError(f"--check-top must be >= 0, got {spec.check_top}")
+check = check_feature_options  # the feature options, checked without torch (spec.py)
 
 
 def select(ev: FeatureEvaluator, scores: dict[Node, float], threshold: float, top_k: int | None = None,
