@@ -363,12 +363,13 @@ class Catalog:
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
         """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""
+        check_number(cutoff, "--cutoff")
+        _at_least(top, 1, "--top")
+
         from circuitdb.discovery.models import load_model
         from circuitdb.discovery.relations import cosine_relations
         from circuitdb.discovery.sae import load_dictionary
 
-        check_number(cutoff, "--cutoff")
-        _at_least(top, 1, "--top")
         self._ready()
         lm = load_model(model)
         n = self.add_relations(cosine_relations(lm.name, [load_dictionary(s, lm) for s in saes], cutoff, top))
@@ -377,13 +378,14 @@ class Catalog:
     def features_match(self, models: list[str], saes: list[str], prompts: list[str], min_score: float = 0.0) -> Rows:
         """Match each feature of model A (first model and SAE) to its best-correlated feature of model B on the same
         prompts, and store the matches."""
+        if len(models) != 2 or len(saes) != 2:
+            raise CircuitdbError("give exactly two models and two SAEs (A's, then B's)")
+        check_number(min_score, "--min-score")
+
         from circuitdb.discovery.models import load_model
         from circuitdb.discovery.relations import match_on_prompts
         from circuitdb.discovery.sae import load_dictionary
 
-        if len(models) != 2 or len(saes) != 2:
-            raise CircuitdbError("give exactly two models and two SAEs (A's, then B's)")
-        check_number(min_score, "--min-score")
         self._ready()
         lms = [load_model(m) for m in models]
         dicts = [load_dictionary(s, lm) for s, lm in zip(saes, lms)]
@@ -435,13 +437,14 @@ class Catalog:
     def steer_build(self, name: str, model: str, layer: int, plus: str, minus: str, description: str = "",
                     n_prompts: int = 64, seed: int = 0) -> Written:
         """mean(PLUS) - mean(MINUS) at the last position of the residual stream entering `layer`, stored as a node."""
-        from circuitdb.discovery.models import load_model
-        from circuitdb.discovery.steering import build, prompt_groups
-
         check_name(name, "steering vector name")
         check_int(layer, "--layer")
         _at_least(n_prompts, 4, "--prompts")
         check_int(seed, "--seed", None)
+
+        from circuitdb.discovery.models import load_model
+        from circuitdb.discovery.steering import build, prompt_groups
+
         self._ready()
         lm = load_model(model)
         vector = build(lm, layer, prompt_groups(plus, lm, n_prompts, seed), prompt_groups(minus, lm, n_prompts, seed))
@@ -452,10 +455,11 @@ class Catalog:
 
     def steer_decompose(self, name: str, model: str, sae: str, top_k: int = 8) -> Rows:
         """Explain the vector by SAE features (k-sparse OMP fit and the encoder's read-out); store DECOMPOSES_INTO."""
+        _at_least(top_k, 1, "--top-k")
+
         from circuitdb.discovery.sae import load_dictionary
         from circuitdb.discovery.steering import decompose
 
-        _at_least(top_k, 1, "--top-k")
         self._ready()
         lm, info = self._vector(model, name)
         dictionary = load_dictionary(sae, lm)
@@ -472,13 +476,14 @@ class Catalog:
     def steer_effects(self, name: str, model: str, saes: list[str], on: str, coef: float = 1.0, top: int = 10,
                       n_prompts: int = 64, seed: int = 0) -> Rows:
         """Add coef x vector and measure which later features change (mean at the last position); store SHIFTS."""
-        from circuitdb.discovery.sae import load_dictionary
-        from circuitdb.discovery.steering import effects, prompt_groups, shift_links
-
         check_number(coef, "--coef")
         _at_least(top, 1, "--top")
         _at_least(n_prompts, 4, "--prompts")
         check_int(seed, "--seed", None)
+
+        from circuitdb.discovery.sae import load_dictionary
+        from circuitdb.discovery.steering import effects, prompt_groups, shift_links
+
         self._ready()
         lm, info = self._vector(model, name)
         dictionaries = [load_dictionary(s, lm) for s in saes]

@@ -57,6 +57,7 @@ class KuzuStore(SmallWrites):
         another process holds what this needs, wait (saying so once) up to `wait_s`. Kuzu's own lock alone lets a
         process that opens race one that checkpoints or closes (its WAL and shadow files come and go)."""
         deadline, said = time.monotonic() + self.wait_s, False
+        new_lock = not os.path.exists(f"{self.path}.lock")
         try:
             lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held until release()
         except OSError as exc:
@@ -74,6 +75,8 @@ class KuzuStore(SmallWrites):
                 if not BUSY.search(str(exc)):
                     lock.close()
                     if NOT_KUZU.search(str(exc)):
+                        if new_lock:  # no circuitdb process uses a lock beside a file that is not a database
+                            Path(lock.name).unlink(missing_ok=True)
                         raise StoreError(f"{self.path} is not a catalog: the file is not a Kuzu database") from None
                     raise StoreError(f"cannot open Kuzu store at {self.path}: {exc}") from None
             if time.monotonic() >= deadline:
