@@ -76,11 +76,6 @@ class Catalog:
         """Open the store now (input checked, work ahead): one that cannot be opened fails before the work, not after."""
         _ = self.store
 
-    def _idle(self) -> None:
-        """Let other processes use the store, if it is open, while this one loads or computes."""
-        if self._store is not None:
-            self._store.release()
-
     # writing
     def init(self) -> Written:
         """Create the schema if missing (idempotent); says how many runs the catalog holds."""
@@ -176,7 +171,7 @@ class Catalog:
 
             return run
 
-        self.store.release()  # opened first if the catalog is lazy: a store that cannot open fails before the work
+        self.store.release()
         return self._written([r.id for r in job(released(self.add), released(self.stored))])
 
     def _written(self, ids: list[str]) -> Runs:
@@ -305,18 +300,18 @@ class Catalog:
         as it is done, stored runs are skipped (and still serve as the parent of the next threshold)."""
         from circuitdb.discovery.spec import JobSpec
 
-        spec = JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()  # before torch
-        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import discover
-
-        return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
+        return self._discover([JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()],
+                              reporter)
 
     def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
         """Run every job of a sweep file into this catalog (all checked before the first runs)."""
         from circuitdb.discovery.sweep import read_sweep
 
-        specs, _ = read_sweep(path)  # every job checked before torch loads
-        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
+        return self._discover(read_sweep(path)[0], reporter)
+
+    def _discover(self, specs: list, reporter: Reporter | None) -> Runs:
+        """Run checked jobs; torch is imported only now, and the store is released while it and the model load."""
+        self.store.release()  # opened first if the catalog is lazy: a store that cannot open fails before the work
         from circuitdb.discovery.jobs import discover
 
         return self._job(lambda on_run, existing: [r for spec in specs for r in discover(spec, on_run, existing, reporter)])
@@ -354,12 +349,8 @@ class Catalog:
         """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""
         from circuitdb.discovery.spec import JobSpec
 
-        spec = JobSpec(model=model, methods=["sae-attr"], saes=list(saes), tasks=list(tasks), thresholds=list(thresholds),
-                       **options).check()  # before torch
-        self._idle()  # loading torch and the model takes a while: others may use the file meanwhile
-        from circuitdb.discovery.jobs import discover
-
-        return self._job(lambda on_run, existing: discover(spec, on_run, existing, reporter))
+        return self._discover([JobSpec(model=model, methods=["sae-attr"], saes=list(saes), tasks=list(tasks),
+                                       thresholds=list(thresholds), **options).check()], reporter)
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
         """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""

@@ -1,7 +1,8 @@
 """Large runs for the atomicity tests, and a writer process to kill in the middle of a write.
 
-Run as a script: `python big_run.py STORE_URL N_EDGES` writes one big run and prints `writing` before and
-`done` after the write, so a test can kill or signal it in between.
+Run as a script: `python big_run.py STORE_URL N_EDGES [SEED [TASK ...]]` writes one big run per task (default
+`big`) in one batch, with edge weights drawn from SEED, and prints `writing` before and `done` after the write, so
+a test can kill or signal it in between.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ def main() -> None:
     from circuitdb.store.signals import Interrupted
 
     url, n_edges = sys.argv[1], int(sys.argv[2])
-    tables = big_tables(n_edges)
+    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    batch = [big_tables(n_edges, task, seed=seed) for task in (sys.argv[4:] or ["big"])]
     store = open_store(url)
     print("writing", flush=True)
     try:
-        store.write_run(tables)
+        store.write_runs(batch)
     except Interrupted as exc:  # as the CLI reports it
         print(exc, flush=True)
         sys.exit(128 + exc.signum)

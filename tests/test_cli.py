@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,39 @@ def test_neo4j_store_through_the_cli_matches_kuzu(kuzu_store: str, neo4j_url: st
 
     for args in QUERIES[:7]:
         assert stable(cli(*args, "--json").output) == stable(cli(*args, "--json", store=neo4j_url).output)
+
+
+BAD_JOBS = [
+    (["discover", "--model", "toy", "--task", "digits", "--threshold", "1.5"], r"threshold must be in \(0, 1\]"),
+    (["discover", "--model", "toy", "--task", "digits", "--threshold", "0.8", "--edges", "bogus"], "unknown edge method"),
+    (["discover", "--model", "toy", "--task", "digits", "--threshold", "0.8", "--method", "bogus"], "unknown method"),
+    (["features", "discover", "--model", "toy", "--task", "digits", "--threshold", "0.8", "--sae", "resid2",
+      "--min-edge", "-1"], "--min-edge must be >= 0"),
+    (["sweep", "SWEEP"], "unknown ablation 'bogus'"),
+]
+
+
+def test_bad_job_options_are_refused_before_torch_and_before_any_file(tmp_path: Path) -> None:
+    """Each bad job is refused in a process that never imports torch, and no store file appears."""
+    sweep = tmp_path / "bad.yaml"
+    sweep.write_text("models: [toy]\ntasks: [digits]\nthresholds: [0.8]\nablation: bogus\n")
+    cases = [[str(sweep) if a == "SWEEP" else a for a in args] + ["--store", f"kuzu:{tmp_path / 'c.kuzu'}"]
+             for args, _ in BAD_JOBS]
+    code = (
+        "import json, sys\nfrom click.testing import CliRunner\nfrom circuitdb.cli import main\n"
+        f"out = [CliRunner().invoke(main, args) for args in {cases!r}]\n"
+        "print(json.dumps([[r.exit_code, r.stderr] for r in out] + ['torch' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *results, torch_loaded = json.loads(done.stdout)
+    for (code_, stderr), (_, pattern) in zip(results, BAD_JOBS):
+        assert code_ == 1 and len(stderr.strip().splitlines()) == 1 and re.search(pattern, stderr), stderr
+    assert torch_loaded is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_an_unknown_model_leaves_no_store_file(tmp_path: Path) -> None:
+    result = cli("discover", "--model", "nosuch", "--task", "digits", "--threshold", "0.8",
+                 store=f"kuzu:{tmp_path / 'c.kuzu'}")
+    one_line_error(result, "unknown model 'nosuch'")
+    assert list(tmp_path.iterdir()) == []

@@ -96,28 +96,6 @@ def test_bad_row_at_10000_rolls_back_the_whole_run(catalog: Catalog) -> None:
     assert counts(catalog) == before
 
 
-def test_killed_writer_leaves_no_half_run(store_url: str) -> None:
-    """SIGKILL a writer in the middle of a large write; afterwards the store shows no trace of that run."""
-    with Catalog(store_url) as cat:  # a run already there must survive whole
-        cat.add(catalog_runs()[0])
-        before = counts(cat)
-    n_edges = 600_000 if store_url.startswith("kuzu:") else 150_000
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "big_run.py"), store_url, str(n_edges)], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout.readline().strip() == "writing"
-    time.sleep(0.4)
-    proc.send_signal(signal.SIGKILL)
-    rest = proc.stdout.read()
-    proc.wait()
-    assert "done" not in rest, "the write finished before the kill; make the run bigger"
-    with Catalog(store_url) as cat:
-        assert counts(cat) == before
-        assert [r.id for r in cat.runs()] == [catalog_runs()[0].id]
-        cat.add(catalog_runs()[1])  # and the store is usable afterwards
-        assert len(cat.runs()) == 2
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_sigint_wait_for_the_commit(store_url: str, signum: int) -> None:
     """A polite stop in the middle of a large write lets the write commit, then exits 128 + signal saying so."""
@@ -173,7 +151,7 @@ def test_store_url_errors(tmp_path: Path) -> None:
         open_store("sqlite:///x.db")
     with pytest.raises(CircuitdbError, match="no catalog at"):
         open_store(f"kuzu:{tmp_path / 'missing.kuzu'}", read_only=True)
-    with pytest.raises(StoreError, match="cannot open Kuzu"):
+    with pytest.raises(StoreError, match="cannot create a Kuzu store at .*: no folder"):
         open_store(f"kuzu:{tmp_path / 'no' / 'such' / 'dir.kuzu'}")
 
 

@@ -1,6 +1,6 @@
-"""What a discovery job is asked to do (`JobSpec`) and its checks, without torch: a job with a bad option is refused
-before torch loads, before any model loads and before any stored run is looked up (so a re-run with a bad option is
-refused, not skipped). The method registry (`methods/`) points at the per-method checks defined here."""
+"""What a discovery job is asked to do (`JobSpec`) and its checks, torch-free: bad options are refused before torch is
+imported, a model loaded, a store file created or a stored run looked up (so a re-run with a bad option is refused,
+not skipped)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ class JobSpec:
             raise CircuitdbError(f"unknown ablation {self.ablation!r} (use {', '.join(ABLATIONS)})")
         if self.n_prompts < 4:
             raise CircuitdbError(f"--prompts must be at least 4, got {self.n_prompts}")
-        for method in dict.fromkeys(self.methods):
-            METHOD_CHECKS[method](self)
+        for check in dict.fromkeys(METHOD_CHECKS[m] for m in self.methods):
+            check(self)
         check_device(self.device)
         return self
 
@@ -96,7 +96,7 @@ def _check_type(name: str, value: object, hint: object) -> None:
         raise CircuitdbError(f"{name} must be {TYPE_WORDS[hint]}, got {value!r}")
 
 
-def check_head_options(spec: JobSpec) -> None:
+def _head_options(spec: JobSpec) -> None:
     """The options of the head methods (prune, eap, eap-ig): edges and pruning."""
     if spec.edges not in EDGE_METHODS:
         raise CircuitdbError(f"unknown edge method {spec.edges!r} (use {', '.join(EDGE_METHODS)})")
@@ -108,7 +108,7 @@ def check_head_options(spec: JobSpec) -> None:
         raise CircuitdbError(f"--robust must be 0 (off) or a number of random pruning orders, got {spec.robust}")
 
 
-def check_feature_options(spec: JobSpec) -> None:
+def _feature_options(spec: JobSpec) -> None:
     """The options of sae-attr: its dictionaries and feature selection."""
     if not spec.saes:
         raise CircuitdbError("sae-attr needs at least one --sae")
@@ -122,8 +122,7 @@ def check_feature_options(spec: JobSpec) -> None:
         raise CircuitdbError(f"--check-top must be >= 0, got {spec.check_top}")
 
 
-# every method of the registry (`methods.METHODS`, which checks it names these same ones) and its option check
+# every method of the registry (`methods/`, which checks it names these same ones) by name, with the check of its options
 METHOD_CHECKS: dict[str, Callable[[JobSpec], None]] = {
-    "prune": check_head_options, "eap": check_head_options, "eap-ig": check_head_options,
-    "sae-attr": check_feature_options,
+    "prune": _head_options, "eap": _head_options, "eap-ig": _head_options, "sae-attr": _feature_options,
 }

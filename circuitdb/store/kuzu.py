@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,12 @@ OUTSIDE_OPERATORS = {"COPY_TO", "COPY_FROM", "EXPORT_DATABASE", "IMPORT_DATABASE
 # table functions that read the catalog itself (READ_FTABLE is Kuzu's own intermediate result); file readers are not here
 READ_FUNCTIONS = {"READ_FTABLE", "TABLE_INFO", "CURRENT_SETTING", "DB_VERSION", "STORAGE_INFO"}
 READ_FUNCTION_PREFIXES = ("SHOW_",)
+# Kuzu's write journal (not part of the catalog schema): staging ids of run writes not yet published
+JOURNAL = "Unfinished"
+JOURNAL_DDL = f"CREATE NODE TABLE IF NOT EXISTS {JOURNAL}(id STRING, components STRING[], PRIMARY KEY(id))"
+CREATE_INCLUDES = (
+    "LOAD FROM $rows MATCH (r:Run {id: $id}), (c:Component {id: to}) CREATE (r)-[:INCLUDES {score: score}]->(c)"
+)
 
 
 class KuzuStore(SmallWrites):
@@ -41,16 +48,17 @@ class KuzuStore(SmallWrites):
     backend = "kuzu"
 
     def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10, create: bool = True) -> None:
-        """`create=False` (and `read_only`) refuses a database that holds no catalog rather than adding one to it."""
+        """Opens an existing file at once; a new one is created by the first use that needs it, so a command refused
+        later (a bad model name, say) leaves no empty catalog behind. `create=False` (and `read_only`) refuses a
+        database that holds no catalog rather than adding one to it."""
         self.path, self.read_only, self.wait_s = path, read_only, wait_s
         self._conn: kuzu.Connection | None = None
-        self._open()
-        if (read_only or not create) and "Run" not in {r["name"] for r in self._rows("CALL show_tables() RETURN name")}:
-            self.close()
-            raise StoreError(f"{path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` to "
-                             "add one)")
-        if not read_only:
-            self.init()
+        self._schema = read_only
+        self._must_hold_catalog = read_only or not create
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot create a Kuzu store at {path}: no folder {path.parent}")
+        if read_only or path.exists():
+            self.conn  # noqa: B018 - opens now: a busy or broken file is reported before any work
 
     def _open(self) -> None:
         """Take the sidecar lock (shared to read, exclusive to write) before Kuzu touches any file, then open; while
@@ -100,10 +108,25 @@ class KuzuStore(SmallWrites):
     def conn(self) -> kuzu.Connection:
         if self._conn is None:
             self._open()
+            if self._must_hold_catalog:
+                self._check_catalog()
+            if not self._schema:
+                self._schema = True
+                self.init()
+            if not self.read_only:
+                self._recover()
         return self._conn
 
+    def _check_catalog(self) -> None:
+        """Refuse a database without a catalog in it (once), rather than adding one to it."""
+        if "Run" not in {r["name"] for r in self._rows("CALL show_tables() RETURN name")}:
+            self.release()
+            raise StoreError(f"{self.path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` "
+                             "to add one)")
+        self._must_hold_catalog = False
+
     def init(self) -> None:
-        for statement in kuzu_ddl():
+        for statement in [*kuzu_ddl(), JOURNAL_DDL]:
             self.conn.execute(statement)
 
     def _exec(self, cypher: str, params: dict[str, Any] | None = None) -> kuzu.QueryResult:
@@ -119,6 +142,8 @@ class KuzuStore(SmallWrites):
         return rows
 
     def read(self, cypher: str, params: dict[str, Any] | None = None) -> Rows:
+        if self._conn is None and not self.path.exists():
+            return []  # a catalog not created yet holds nothing; reading it does not create it
         try:
             return self._rows(cypher, params)
         except RuntimeError as exc:
@@ -160,40 +185,100 @@ class KuzuStore(SmallWrites):
         self.write_runs([tables])
 
     def write_runs(self, batch: list[RunTables]) -> None:
-        """All runs of the batch in one transaction, each relationship table filled by one COPY.
+        """All runs of the batch in two transactions, each run atomic even under kill -9 during a checkpoint.
 
-        One transaction per batch, not per run: a Kuzu commit after a COPY costs time that grows with the table, so
-        per-run commits make bulk ingest quadratic.
+        First the bulk rows (new components, edges) are COPYed under a staging id, journaled in `Unfinished`, and
+        checkpointed. Kuzu loses a COPY's rows when killed while checkpointing it, so nothing may refer to them
+        before that. Then one small, logged transaction creates each run's node and memberships (replacing the old
+        copy), gives the staged edges the run's id and clears the journal: a run, new or replaced, becomes visible
+        whole in one step. A writer that opens the file removes what a killed one left staged (`_recover`).
+        One batch, not one transaction per run: a Kuzu commit after a COPY costs time that grows with the table.
         """
         for tables in batch:
             check_tables(tables)
         batch = list({t.run_id: t for t in batch}.values())
         names = ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
         with signals_held(f"writing run {names}"):
-            self._exec("BEGIN TRANSACTION")
-            try:
-                for tables in batch:
-                    run_steps(replace_run(tables), self._rows)
-                self._copy("Component", self._fresh_components(batch))
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, (RuntimeError, CircuitdbError)):
-                    raise StoreError(f"writing run {names} to Kuzu failed, nothing written: {exc}") from None
-                raise
-            try:
-                self._copy("INCLUDES", pa.concat_tables([t.includes for t in batch]))
-                self._copy("EDGE", pa.concat_tables([t.edges for t in batch]))
-                self._exec("COMMIT")
-            except BaseException as exc:
-                # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is
-                # rolled back or closed; crash recovery discards it safely. The rows were checked, so only I/O
-                # errors get here: end the process and let recovery drop the transaction.
-                sys.stderr.write(
-                    f"error: writing run {names} to Kuzu failed mid-COPY ({exc}); exiting so that "
-                    f"crash recovery discards the transaction\n"
-                )
-                sys.stderr.flush()
-                os._exit(70)
+            stage = self._stage(batch, names)
+            self._publish(batch, stage, names)
+
+    def _stage(self, batch: list[RunTables], names: str) -> dict[str, str]:
+        """Transaction 1: journal, components and edges, then a checkpoint; each run's staging id (its own id when
+        no copy of it is stored, so a new run's edges need no renaming)."""
+        ids = [t.run_id for t in batch]
+        stored = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id", {"ids": ids})}
+        stage = {rid: f"{rid}~{uuid.uuid4().hex[:12]}" if rid in stored else rid for rid in ids}
+        edges = pa.concat_tables([t.edges for t in batch])
+        edges = edges.set_column(edges.schema.get_field_index("run_id"), "run_id",
+                                 pa.array([stage[r] for r in edges.column("run_id").to_pylist()], pa.string()))
+        self._exec("BEGIN TRANSACTION")
+        try:
+            components = self._fresh_components(batch)
+            fresh = set(components.column("id").to_pylist())
+            for tables in batch:  # each new component journaled once, under the first run that brings it
+                mine = [i for i in tables.components.column("id").to_pylist() if i in fresh]
+                fresh -= set(mine)
+                self._exec(f"CREATE (:{JOURNAL} {{id: $id, components: CAST($components AS STRING[])}})",
+                           {"id": stage[tables.run_id], "components": mine})
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, RuntimeError):
+                raise StoreError(f"writing run {names} to Kuzu failed, nothing written: {exc}") from None
+            raise
+        try:
+            self._copy("Component", components)
+            self._copy("EDGE", edges)
+            self._exec("COMMIT")
+            self._exec("CHECKPOINT")
+        except BaseException as exc:
+            # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is rolled
+            # back or closed; crash recovery discards it safely and the journal names what to remove. The rows were
+            # checked, so only I/O errors get here: end the process.
+            sys.stderr.write(f"error: writing run {names} to Kuzu failed mid-COPY ({exc}); exiting so that crash "
+                             f"recovery discards the transaction\n")
+            sys.stderr.flush()
+            os._exit(70)
+        return stage
+
+    def _publish(self, batch: list[RunTables], stage: dict[str, str], names: str) -> None:
+        """Transaction 2 (no COPY, so a rollback is safe): run nodes, memberships and links replace the old copies,
+        staged edges take their run's id, the journal is cleared. On failure the staged rows go too."""
+        self._exec("BEGIN TRANSACTION")
+        try:
+            for tables in batch:
+                rid = tables.run_id
+                run_steps(replace_run(tables), self._rows)
+                if tables.includes.num_rows:
+                    self._exec(CREATE_INCLUDES, {"id": rid, "rows": tables.includes})
+                if stage[rid] != rid:
+                    self._exec("MATCH ()-[e:EDGE]->() WHERE e.run_id = $stage SET e.run_id = $id",
+                               {"stage": stage[rid], "id": rid})
+            self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids DELETE u", {"ids": list(stage.values())})
+            self._exec("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            self._discard(list(stage.values()))
+            if isinstance(exc, (RuntimeError, CircuitdbError)):
+                raise StoreError(f"writing run {names} to Kuzu failed, nothing written: {exc}") from None
+            raise
+
+    def _discard(self, staged: list[str]) -> None:
+        """Remove what a failed write (or one a killed process left) staged: its edges, the components it brought
+        that nothing else took up, its journal entries."""
+        self._exec("BEGIN TRANSACTION")
+        self._exec("MATCH ()-[e:EDGE]->() WHERE e.run_id IN $ids DELETE e", {"ids": staged})
+        self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids UNWIND u.components AS cid MATCH (c:Component {{id: cid}}) "
+                   "WHERE NOT EXISTS { MATCH (c)-[]-() } DELETE c", {"ids": staged})
+        self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids DELETE u", {"ids": staged})
+        self._exec("COMMIT")
+
+    def _recover(self) -> None:
+        """On opening to write: discard what a killed writer staged but never published."""
+        staged = [r["id"] for r in self._rows(f"MATCH (u:{JOURNAL}) RETURN u.id AS id")]
+        if staged:
+            self._discard(staged)
+            sys.stderr.write(f"note: removed the staged rows of {len(staged)} run write(s) that a killed process "
+                             f"left unfinished in {self.path}\n")
 
     def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
         """Steps in one transaction (no COPY, so a rollback is safe); the generator's result."""

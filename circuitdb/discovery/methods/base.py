@@ -70,7 +70,6 @@ class Method:
     evaluators: Callable[[LoadedModel, JobSpec, dict[str, TaskData]], dict[str, Scorer]]
     find: Callable[[Step], Circuit]  # the circuit at one threshold, given the evaluator and the stricter parent
     options: tuple[str, ...]  # the JobSpec fields every run's params record
-    check: Callable[[JobSpec], None]  # refuses impossible options before any model loads
     score: Callable[[Any, JobSpec], dict] | None = None  # a ranking, computed once per task and only when a run needs it
     variant: Callable[[Any], str] | None = None  # what tells its runs apart beyond the name (sae-attr: the dictionaries)
     packages: tuple[str, ...] = ()  # versions recorded beyond torch, transformer-lens and circuitdb

@@ -26,6 +26,6 @@ def find(step: Step) -> Circuit:
     return heads.circuit(ev.graph.forward(_nodes(chosen)), node_score, {e: scores[e] for e in chosen}, {}, nested=False)
 
 
-EAP = Method("eap", heads.evaluators, find, heads.OPTIONS, heads.check, score=lambda ev, spec: eap_scores(ev, 0))
-EAP_IG = Method("eap-ig", heads.evaluators, find, heads.OPTIONS, heads.check,
+EAP = Method("eap", heads.evaluators, find, heads.OPTIONS, score=lambda ev, spec: eap_scores(ev, 0))
+EAP_IG = Method("eap-ig", heads.evaluators, find, heads.OPTIONS,
                 score=lambda ev, spec: eap_scores(ev, spec.ig_steps))

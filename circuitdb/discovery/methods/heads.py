@@ -1,4 +1,4 @@
-"""What the head methods (prune, eap, eap-ig) share: the evaluator, the options their runs record and their checks,
+"""What the head methods (prune, eap, eap-ig) share: the evaluator and the options their runs record,
 and how a circuit of heads and MLPs becomes a run's components and edges."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import EdgeKey
 from circuitdb.discovery.methods.base import Circuit
 from circuitdb.discovery.models import LoadedModel
-from circuitdb.discovery.spec import check_head_options
 from circuitdb.discovery.tasks import TaskData
 from circuitdb.domain import Edge
 
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
     from circuitdb.discovery.spec import JobSpec
 
 OPTIONS = ("edges", "ablation", "n_prompts", "seed", "nested", "edge_threshold", "ig_steps", "robust")
-check = check_head_options  # the edge and pruning options, checked without torch (spec.py)
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, Evaluator]:

@@ -38,4 +38,4 @@ def _edges(step: Step, nodes: set[str]) -> dict[EdgeKey, float]:
     return {e: w for e, w in effects.items() if w > floor}
 
 
-PRUNE = Method("prune", heads.evaluators, find, heads.OPTIONS, heads.check)
+PRUNE = Method("prune", heads.evaluators, find, heads.OPTIONS)

@@ -15,7 +15,6 @@ from circuitdb.discovery.features import FeatureEvaluator, Node, node_name
 from circuitdb.discovery.methods.base import Circuit, Method, Step, by_score, shortest_prefix
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.sae import load_dictionary
-from circuitdb.discovery.spec import check_feature_options
 from circuitdb.discovery.tasks import TaskData
 from circuitdb.domain import Edge
 from circuitdb.errors import CircuitdbError
@@ -28,9 +27,6 @@ def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dic
     """The job's dictionaries, loaded once, and one feature evaluator per task."""
     dictionaries = [load_dictionary(s, lm) for s in spec.saes]
     return {name: FeatureEvaluator(lm, task, list(dictionaries), spec.ablation, spec.seed) for name, task in data.items()}
-
-
-check = check_feature_options  # the feature options, checked without torch (spec.py)
 
 
 def select(ev: FeatureEvaluator, scores: dict[Node, float], threshold: float, top_k: int | None = None,
@@ -90,5 +86,5 @@ def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: 
 
 
 SAE_ATTR = Method("sae-attr", evaluators, find, ("top_k", "node_threshold", "min_edge", "check_top", "ablation", "n_prompts",
-                  "seed"), check, score=lambda ev, spec: ev.attribution(),
+                  "seed"), score=lambda ev, spec: ev.attribution(),
                   variant=lambda ev: "+".join(d.name for d in ev.dictionaries), packages=("sae-lens",))

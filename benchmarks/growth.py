@@ -1,0 +1,135 @@
+"""Ingest as the catalog grows: the time to add one small run to an embedded catalog of 10 / 1,000 / 10,000 runs,
+and the file's bytes per stored edge (the flat-ingest item of the reliability issue).
+
+Each catalog is built in one batch write (the fast path), then `--adds` more runs are added one at a time through
+`Catalog.add`, as a discovery job or an import of one file does; the median add is reported beside the one at the
+smallest size (the ratio the issue bounds at 2x). Runs hold `--members` memberships and `--edges` edges over a model
+of `--components` components (a few hundred each, as SAE-feature circuits have).
+
+With `--engine MODULE` (kuzu, or ladybug from another environment: `/path/to/venv/bin/python benchmarks/growth.py
+--engine ladybug`) it measures the engine alone with the statements circuitdb's write issues (COPY of the edges and
+memberships in one transaction, then a checkpoint), splitting the time into commit and checkpoint.
+
+    .venv/bin/python benchmarks/growth.py [--sizes 10,1000,10000 --adds 3 --members 300 --edges 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+
+def runs(args: argparse.Namespace, first: int, count: int, seed: int) -> list:
+    """`count` runs (tasks t<first>...) of `members` features and `edges` random edges among them."""
+    from circuitdb.domain import Edge, Model, Run, Task
+
+    model = Model("growth", 12, 12, 768, "benchmark")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(first, first + count):
+        chosen = rng.choice(args.components, args.members, replace=False)
+        names = [f"fresid{i % 12}/{i}" for i in chosen]
+        pairs = divmod(rng.choice(args.members * args.members, args.edges, replace=False), args.members)
+        out.append(Run(model, Task(f"t{k}"), "eap", 0.5, components=dict.fromkeys(names, 1.0),
+                       edges=[Edge(names[a], names[b], 1.0) for a, b in zip(*pairs)]))
+    return out
+
+
+def catalog_growth(args: argparse.Namespace) -> list[dict]:
+    from circuitdb import Catalog
+
+    rows = []
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "g.kuzu"
+            with Catalog(f"kuzu:{path}") as cat:
+                for lo in range(0, size, 1000):  # built in batches of 1,000 runs
+                    cat.add(runs(args, lo, min(1000, size - lo), lo))
+                times = []
+                for run in runs(args, size, args.adds, 10**6):
+                    started = time.perf_counter()
+                    cat.add(run)
+                    times.append(time.perf_counter() - started)
+            stored_edges = (size + args.adds) * args.edges
+            rows.append({"runs": size, "add_s": statistics.median(times), "file_bytes": path.stat().st_size,
+                         "bytes_per_edge": path.stat().st_size / stored_edges})
+        print(f"catalog of {size:>6} runs: add one run {rows[-1]['add_s']:.3f} s (median of {args.adds}), "
+              f"file {rows[-1]['file_bytes'] / 1e6:.1f} MB, {rows[-1]['bytes_per_edge']:.0f} bytes per stored edge",
+              flush=True)
+    return rows
+
+
+def engine_growth(args: argparse.Namespace) -> list[dict]:
+    """The engine alone: components, runs, memberships and edges in its own tables, one COPY transaction per run."""
+    engine = importlib.import_module(args.engine)
+    rng = np.random.default_rng(0)
+
+    def tables(first: int, count: int) -> tuple[pa.Table, pa.Table, pa.Table]:
+        ids = [f"r{k}" for k in range(first, first + count)]
+        members = np.concatenate([rng.choice(args.components, args.members, replace=False) for _ in ids])
+        ends = rng.integers(0, args.components, (count * args.edges, 2))
+        return (pa.table({"id": ids}),
+                pa.table({"from": np.repeat(ids, args.members), "to": [f"c{i}" for i in members]}),
+                pa.table({"from": [f"c{i}" for i in ends[:, 0]], "to": [f"c{i}" for i in ends[:, 1]],
+                          "run_id": np.repeat(ids, args.edges)}))
+
+    rows = []
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "g.db"
+            db = engine.Database(str(path))
+            conn = engine.Connection(db)
+            for ddl in ("CREATE NODE TABLE C(id STRING, PRIMARY KEY(id))", "CREATE NODE TABLE R(id STRING, PRIMARY KEY(id))",
+                        "CREATE REL TABLE I(FROM R TO C)", "CREATE REL TABLE E(FROM C TO C, run_id STRING)"):
+                conn.execute(ddl)
+            conn.execute("COPY C FROM $t", {"t": pa.table({"id": [f"c{i}" for i in range(args.components)]})})
+            for name, table in zip("RIE", tables(0, size)):
+                conn.execute(f"COPY {name} FROM $t", {"t": table})
+            commits, checkpoints = [], []
+            for k in range(size, size + args.adds):
+                run, members, edges = tables(k, 1)
+                conn.execute("BEGIN TRANSACTION")
+                for name, table in (("R", run), ("I", members), ("E", edges)):
+                    conn.execute(f"COPY {name} FROM $t", {"t": table})
+                started = time.perf_counter()
+                conn.execute("COMMIT")
+                committed = time.perf_counter()
+                conn.execute("CHECKPOINT")
+                commits.append(committed - started)
+                checkpoints.append(time.perf_counter() - committed)
+            db.close()
+            rows.append({"runs": size, "commit_s": statistics.median(commits), "checkpoint_s": statistics.median(checkpoints),
+                         "file_bytes": path.stat().st_size})
+        print(f"{args.engine} {engine.__version__ if hasattr(engine, '__version__') else ''}, {size:>6} runs: "
+              f"commit {rows[-1]['commit_s']:.3f} s, checkpoint {rows[-1]['checkpoint_s']:.3f} s, "
+              f"file {rows[-1]['file_bytes'] / 1e6:.1f} MB", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 1000, 10000])
+    parser.add_argument("--adds", type=int, default=3)
+    parser.add_argument("--members", type=int, default=300)
+    parser.add_argument("--edges", type=int, default=300)
+    parser.add_argument("--components", type=int, default=20000)
+    parser.add_argument("--engine", help="measure this engine module alone (kuzu, ladybug)")
+    args = parser.parse_args()
+    rows = engine_growth(args) if args.engine else catalog_growth(args)
+    key = "commit_s" if args.engine else "add_s"
+    print(f"largest / smallest catalog: {rows[-1][key] / rows[0][key]:.1f}x (bound: 2x)")
+    print(json.dumps({"engine": args.engine or "circuitdb+kuzu", "rows": rows}))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
