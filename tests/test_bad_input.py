@@ -94,7 +94,8 @@ class Case:
     id: str
     args: list[str]
     fragment: str
-    store: str = "existing"  # existing: the shared catalog; new: no file yet; empty: an empty file
+    store: str = "existing"  # existing: the shared catalog; new: no file yet; empty: an empty file; foreign: a Kuzu
+    # database without a catalog; none: the row names its store itself (or none)
     skip: Callable[[], str | None] = field(default=lambda: None)
 
 
@@ -174,6 +175,8 @@ CASES = [
     # empty or foreign store files stay as they are
     Case("runs-on-empty-file", ["runs"], "is an empty file, not a catalog", "empty"),
     Case("delete-on-empty-file", ["delete", "abcd"], "is an empty file, not a catalog", "empty"),
+    Case("runs-on-a-foreign-kuzu-db", ["runs"], "foreign.kuzu is a Kuzu database without a circuitdb catalog", "foreign"),
+    Case("delete-on-a-foreign-kuzu-db", ["delete", "abcd"], "without a circuitdb catalog in it", "foreign"),
     Case("runs-on-a-json-file", ["runs", "--store", "kuzu:{d}/ok.json"], "ok.json is not a catalog: the file is not a "
          "Kuzu database", "none"),
     # what used to surface as an exception's name
@@ -205,6 +208,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("bad")
     for name, content in FILES.items():
         (d / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    import kuzu
+
+    kuzu.Connection(kuzu.Database(str(d / "foreign.kuzu"))).execute("CREATE NODE TABLE X(id STRING, PRIMARY KEY(id))")
     (d / "locked").mkdir()
     (d / "locked").chmod(0o500)
     with Catalog(f"kuzu:{d / 'c.kuzu'}") as catalog:
@@ -231,7 +237,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, folder: Path, monk
     monkeypatch.chdir(folder)  # a command that fell back to the default store would leave ./circuitdb.kuzu here
     monkeypatch.delenv("CIRCUITDB_STORE", raising=False)
     store = {"existing": folder / "c.kuzu", "existing-opened": folder / "c.kuzu", "new": folder / "new.kuzu",
-             "empty": folder / "empty.kuzu", "none": None}[case.store]
+             "empty": folder / "empty.kuzu", "foreign": folder / "foreign.kuzu", "none": None}[case.store]
     if case.store == "empty":
         store.write_bytes(b"")
     args = [a.replace("{d}", str(folder)) for a in case.args]
@@ -253,6 +259,11 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, folder: Path, monk
         assert stored_runs(f"kuzu:{store}") == runs_before
         after = fingerprint(folder)
         assert set(after) == set(before) and {k for k in after if after[k] != before[k]} <= {"c.kuzu"}
+    elif case.store == "foreign":  # another program's database: its bytes stay; circuitdb's lock file may appear
+        def ours(files: dict[str, str]) -> dict[str, str]:
+            return {k: v for k, v in files.items() if k != "foreign.kuzu.lock"}
+
+        assert ours(fingerprint(folder)) == ours(before)
     else:
         assert fingerprint(folder) == before
     if case.store == "empty":
