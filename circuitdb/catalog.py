@@ -6,6 +6,7 @@ Discovery methods import torch lazily, so opening a catalog and asking it questi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Catalog:
         catalogs so)."""
         if url is not None and not isinstance(url, str):
             raise CircuitdbError(f"store must be a URL (kuzu:PATH, bolt://HOST:PORT), got {url!r}")
+        if check_number(wait, "--wait") < 0:
+            raise CircuitdbError(f"--wait must be a number of seconds >= 0, got {wait:g}")
         self._open = lambda: open_store(url, read_only=read_only, create=create, wait=wait)
         self._store: Store | None = None if lazy else self._open()
 
@@ -288,7 +291,7 @@ class Catalog:
     def query(self, cypher: str, params: dict[str, Any] | None = None, timeout: float = 30) -> Rows:
         """User Cypher: one statement that only reads the catalog (no writes, files, extensions or settings; the store's
         own plan of the statement decides), stopped after `timeout` seconds."""
-        if not timeout > 0:
+        if not timeout > 0 or not math.isfinite(timeout):
             raise CircuitdbError(f"--timeout must be a positive number of seconds, got {timeout}")
         rows = self.store.query(cypher, params, timeout)
         return Rows("rows", pd.DataFrame(rows), f"{len(rows)} rows")

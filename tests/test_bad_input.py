@@ -172,6 +172,9 @@ CASES = [
          "--param y: the query has no $y"),
     Case("export-top-negative", ["export", "-o", "{d}/x.svg", "--top", "-1"], "'--top': -1 is not in the range x>=1"),
     Case("missing-option", [*SEQ, "--task", "t"], "Missing option '--model'"),
+    Case("wait-nan", ["--wait", "nan", "runs"], "--wait must be a finite number, got nan"),
+    Case("timeout-infinite", ["query", "MATCH (r:Run) RETURN r.id AS id", "--timeout", "inf"],
+         "--timeout must be a positive number of seconds, got inf"),
     # empty or foreign store files stay as they are
     Case("runs-on-empty-file", ["runs"], "is an empty file, not a catalog", "empty"),
     Case("delete-on-empty-file", ["delete", "abcd"], "is an empty file, not a catalog", "empty"),
