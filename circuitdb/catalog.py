@@ -6,15 +6,28 @@ Discovery methods import torch lazily, so opening a catalog and asking it questi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from circuitdb.domain import Relation, Run, SteeringVector, Task, model_named
+from circuitdb.domain import (
+    Model,
+    Relation,
+    Run,
+    SteeringVector,
+    Task,
+    check_int,
+    check_name,
+    check_number,
+    model_named,
+    parse_component,
+)
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.features import relation_rows, steering_rows
+from circuitdb.ingest.files import check_output, writing
 from circuitdb.ingest.tables import run_tables
 from circuitdb.progress import Reporter
 from circuitdb.queries import run_query
@@ -32,10 +45,25 @@ IMPORT_KINDS = ("seqcont", "eap-ig", "json")
 class Catalog:
     """A catalog of circuits in one store (`kuzu:PATH` by default, or a Neo4j URL)."""
 
-    def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True, wait: float = 10) -> None:
+    def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True, wait: float = 10,
+                 lazy: bool = False) -> None:
         """`read_only` for questions (many readers may share the embedded file); `wait` seconds for another process
-        that holds the embedded file (a writer locks it while it writes)."""
-        self.store: Store = open_store(url, read_only=read_only, create=create, wait=wait)
+        that holds the embedded file (a writer locks it while it writes); `lazy` opens the store at its first use,
+        after a method has checked its input, so a refused call leaves no new file or schema behind (the CLI opens
+        catalogs so)."""
+        if url is not None and not isinstance(url, str):
+            raise CircuitdbError(f"store must be a URL (kuzu:PATH, bolt://HOST:PORT), got {url!r}")
+        if check_number(wait, "--wait") < 0:
+            raise CircuitdbError(f"--wait must be a number of seconds >= 0, got {wait:g}")
+        self._open = lambda: open_store(url, read_only=read_only, create=create, wait=wait)
+        self._store: Store | None = None if lazy else self._open()
+
+    @property
+    def store(self) -> Store:
+        """The open store (opened now if the catalog was made lazy and this is its first use)."""
+        if self._store is None:
+            self._store = self._open()
+        return self._store
 
     def __enter__(self) -> Catalog:
         return self
@@ -44,7 +72,12 @@ class Catalog:
         self.close()
 
     def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
+
+    def _ready(self) -> None:
+        """Open the store now (input checked, work ahead): one that cannot be opened fails before the work, not after."""
+        _ = self.store
 
     # writing
     def init(self) -> Written:
@@ -56,8 +89,25 @@ class Catalog:
         """Write runs (each atomically, replacing an earlier copy with the same id); all are validated first."""
         batch = [runs] if isinstance(runs, Run) else list(runs)
         tables = [run_tables(run) for run in batch]
+        self._check_stored_shapes(batch)
         self.store.write_runs(tables)
         return [t.run_id for t in tables]
+
+    def _check_stored_shapes(self, batch: list[Run]) -> None:
+        """A run whose own model has no shape still has to fit the shape the catalog holds for that model."""
+        unknown = sorted({r.model.name for r in batch if r.model.n_layers is None or r.model.n_heads is None})
+        if not unknown:
+            return
+        stored = {row["id"]: row for row in run_query(self.store, "model_shapes", models=unknown)}
+        for run in batch:
+            row = stored.get(run.model.name)
+            if row is None:
+                continue
+            shape = Model(run.model.name, run.model.n_layers or row["n_layers"], run.model.n_heads or row["n_heads"])
+            for name in run.components:
+                problem = shape.lacks(parse_component(name))
+                if problem:
+                    raise CircuitdbError(f"run {run.id}: component {problem} (as the catalog records it)")
 
     def add_relations(self, relations: list[Relation]) -> int:
         """Write feature relations, replacing stored ones from the same sources; the number written."""
@@ -77,18 +127,22 @@ class Catalog:
 
             runs = read_native(path)
         elif kind in IMPORT_KINDS:
-            if not model or not task:
+            if model is None or task is None:
                 raise CircuitdbError(f"importing a {kind} file needs its model and task")
+            check_name(model, "model name")
+            check_name(task, "task name")
+            method = check_name({"seqcont": "prune", "eap-ig": "eap-ig"}[kind] if method is None else method, "method")
             if kind == "seqcont":
                 from circuitdb.ingest.seqcont import read_seqcont
 
                 if threshold is None:
                     raise CircuitdbError("a seqcont file needs the threshold its circuit was found at")
-                runs = [read_seqcont(path, model_named(model), Task(task), threshold, method or "prune", ablation)]
+                check_name(ablation, "ablation")
+                runs = [read_seqcont(path, model_named(model), Task(task), threshold, method, ablation)]
             else:
                 from circuitdb.ingest.eapig import read_eapig
 
-                runs = [read_eapig(path, model_named(model), Task(task), method or "eap-ig", threshold)]
+                runs = [read_eapig(path, model_named(model), Task(task), method, threshold)]
         else:
             raise CircuitdbError(f"unknown import format {kind!r} (use {', '.join(IMPORT_KINDS)})")
         return self._written(self.add(runs))
@@ -154,12 +208,15 @@ class Catalog:
 
     def venn(self, selection: Selection, edges: bool = False, plot: Path | None = None) -> Venn:
         """Venn regions of 2-4 runs, an UpSet table past that; `plot` draws it (.png/.svg)."""
+        if plot:
+            check_output(plot)
         runs = self.select(selection, minimum=2)
         result = Venn(runs, labels(runs), venn(self.store, runs, edges), edges)
         if plot:
             from circuitdb.analysis.plots import venn_plot
 
-            venn_plot(result.labels, result.regions, plot, "edges" if edges else "components")
+            with writing(plot):
+                venn_plot(result.labels, result.regions, plot, "edges" if edges else "components")
         return result
 
     def diff(self, selection: Selection, edges: bool = False) -> Diff:
@@ -170,6 +227,8 @@ class Catalog:
     def similarity(self, selection: Selection | None = None, edges: bool = False, weighted: bool = False,
                    plot: Path | None = None) -> Similarity:
         """Jaccard matrix over the selected runs (all when none is given); `plot` draws the heatmap."""
+        if plot:
+            check_output(plot)
         runs = list(self.runs(selection))
         if not runs:
             raise CircuitdbError("the catalog has no runs")
@@ -177,7 +236,8 @@ class Catalog:
         if plot:
             from circuitdb.analysis.plots import heatmap
 
-            heatmap(result.matrix, plot, result.title)
+            with writing(plot):
+                heatmap(result.matrix, plot, result.title)
         return result
 
     def ladder(self, model: str, task: str, methods: tuple[str, ...] = ()) -> Ladder:
@@ -195,18 +255,23 @@ class Catalog:
         from circuitdb.analysis.circuit_graph import PICTURE_SUFFIXES, overlap_graph, strongest, to_dot, write_picture
         from circuitdb.analysis.tables import write_table
 
+        path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in (".json", ".csv", *PICTURE_SUFFIXES):
             raise CircuitdbError(f"{path}: export to .json, .csv or a picture ({', '.join(PICTURE_SUFFIXES)})")
+        if top is not None:
+            _at_least(top, 1, "--top")
+        check_output(path)
         runs = self.select(selection)
         if suffix == ".json":
             from circuitdb.ingest.native import write_document
 
             part = path.with_name(path.name + ".part")  # written run by run, renamed when whole
             try:
-                with part.open("w") as out:
+                with writing(path), part.open("w") as out:
                     write_document(out, export_runs(self.store, runs))
-                part.replace(path)
+                with writing(path):
+                    part.replace(path)
             finally:
                 part.unlink(missing_ok=True)
             return Written(f"wrote {path}", len(runs), {"path": str(path)})
@@ -214,17 +279,19 @@ class Catalog:
         if top is not None:
             members, edges = strongest(members, edges, top)
         if suffix == ".csv":
-            write_table(pd.DataFrame(members, columns=["run", "component", "kind", "layer", "score"]), path)
+            with writing(path):
+                write_table(pd.DataFrame(members, columns=["run", "component", "kind", "layer", "score"]), path)
         else:
             graph = overlap_graph(labels(runs), [r.id for r in runs], members, edges, only_shared)
             title = ("shared: " if only_shared else "") + runs_title(runs)
-            write_picture(to_dot(graph, title), path)
+            with writing(path):
+                write_picture(to_dot(graph, title), path)
         return Written(f"wrote {path}", len(runs), {"path": str(path)})
 
     def query(self, cypher: str, params: dict[str, Any] | None = None, timeout: float = 30) -> Rows:
         """User Cypher: one statement that only reads the catalog (no writes, files, extensions or settings; the store's
         own plan of the statement decides), stopped after `timeout` seconds."""
-        if not timeout > 0:
+        if not timeout > 0 or not math.isfinite(timeout):
             raise CircuitdbError(f"--timeout must be a positive number of seconds, got {timeout}")
         rows = self.store.query(cypher, params, timeout)
         return Rows("rows", pd.DataFrame(rows), f"{len(rows)} rows")
@@ -247,7 +314,7 @@ class Catalog:
 
     def _discover(self, specs: list, reporter: Reporter | None) -> Runs:
         """Run checked jobs; torch is imported only now, and the store is released while it and the model load."""
-        self.store.release()
+        self.store.release()  # opened first if the catalog is lazy: a store that cannot open fails before the work
         from circuitdb.discovery.jobs import discover
 
         return self._job(lambda on_run, existing: [r for spec in specs for r in discover(spec, on_run, existing, reporter)])
@@ -255,11 +322,20 @@ class Catalog:
     def evaluate(self, selection: Selection, on: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
                  save: bool = False, reporter: Reporter | None = None) -> Rows:
         """Each selected circuit's performance on each task's data; `save` stores them as EVALUATED_ON."""
-        from circuitdb.discovery.jobs import evaluate_runs
+        from circuitdb.discovery.devices import check_device
 
+        if not on:
+            raise CircuitdbError("give at least one task to score the circuits on (--on)")
+        for task in on:
+            check_name(task, "--on task")
+        _at_least(n_prompts, 4, "--prompts")
+        check_int(seed, "--seed", None)
+        check_device(device)
         infos = self.select(selection)
         runs = [self.run(r.id) for r in infos]
         self.store.release()  # others may use the file while the circuits are scored
+        from circuitdb.discovery.jobs import evaluate_runs
+
         rows = evaluate_runs(runs, list(on), n_prompts, seed, device, reporter)
         if save:
             for run in runs:
@@ -281,10 +357,14 @@ class Catalog:
 
     def features_cosine(self, model: str, saes: list[str], cutoff: float = 0.5, top: int = 5) -> Written:
         """Store decoder-direction cosine relations (|cos| >= cutoff, `top` partners) within and across dictionaries."""
+        check_number(cutoff, "--cutoff")
+        _at_least(top, 1, "--top")
+
         from circuitdb.discovery.models import load_model
         from circuitdb.discovery.relations import cosine_relations
         from circuitdb.discovery.sae import load_dictionary
 
+        self._ready()
         lm = load_model(model)
         n = self.add_relations(cosine_relations(lm.name, [load_dictionary(s, lm) for s in saes], cutoff, top))
         return Written(f"cosine relations written (|cos| >= {cutoff:g})", n)
@@ -292,12 +372,15 @@ class Catalog:
     def features_match(self, models: list[str], saes: list[str], prompts: list[str], min_score: float = 0.0) -> Rows:
         """Match each feature of model A (first model and SAE) to its best-correlated feature of model B on the same
         prompts, and store the matches."""
+        if len(models) != 2 or len(saes) != 2:
+            raise CircuitdbError("give exactly two models and two SAEs (A's, then B's)")
+        check_number(min_score, "--min-score")
+
         from circuitdb.discovery.models import load_model
         from circuitdb.discovery.relations import match_on_prompts
         from circuitdb.discovery.sae import load_dictionary
 
-        if len(models) != 2 or len(saes) != 2:
-            raise CircuitdbError("give exactly two models and two SAEs (A's, then B's)")
+        self._ready()
         lms = [load_model(m) for m in models]
         dicts = [load_dictionary(s, lm) for s, lm in zip(saes, lms)]
         if lms[0].name == lms[1].name and dicts[0].name == dicts[1].name:
@@ -317,6 +400,10 @@ class Catalog:
                          min_weight: float = 0.0, limit: int = 20, plot: Path | None = None) -> Rows:
         """A feature's stored relations (cosine, match) and its co-membership in circuits, strongest first per kind;
         `plot` draws them (Graphviz)."""
+        _at_least(limit, 1, "--limit")
+        check_number(min_weight, "--min-weight")
+        if plot:
+            check_output(plot)
         center = resolve_component(self.store, feature, model)
         frame = related(self.store, center, min_weight, limit)
         if kinds:
@@ -324,7 +411,8 @@ class Catalog:
         if plot:
             from circuitdb.analysis.circuit_graph import relation_dot, write_picture
 
-            write_picture(relation_dot(center, frame.to_dict("records")), plot)
+            with writing(plot):
+                write_picture(relation_dot(center, frame.to_dict("records")), plot)
         return Rows("relations", frame, f"relations of {center}", {"feature": center})
 
     def features_across(self, selection: Selection, to_model: str | None = None, to_method: str | None = None) -> Rows:
@@ -343,9 +431,15 @@ class Catalog:
     def steer_build(self, name: str, model: str, layer: int, plus: str, minus: str, description: str = "",
                     n_prompts: int = 64, seed: int = 0) -> Written:
         """mean(PLUS) - mean(MINUS) at the last position of the residual stream entering `layer`, stored as a node."""
+        check_name(name, "steering vector name")
+        check_int(layer, "--layer")
+        _at_least(n_prompts, 4, "--prompts")
+        check_int(seed, "--seed", None)
+
         from circuitdb.discovery.models import load_model
         from circuitdb.discovery.steering import build, prompt_groups
 
+        self._ready()
         lm = load_model(model)
         vector = build(lm, layer, prompt_groups(plus, lm, n_prompts, seed), prompt_groups(minus, lm, n_prompts, seed))
         stored = SteeringVector(lm.name, name, layer, vector.tolist(), description or f"{plus} - {minus}")
@@ -355,9 +449,12 @@ class Catalog:
 
     def steer_decompose(self, name: str, model: str, sae: str, top_k: int = 8) -> Rows:
         """Explain the vector by SAE features (k-sparse OMP fit and the encoder's read-out); store DECOMPOSES_INTO."""
+        _at_least(top_k, 1, "--top-k")
+
         from circuitdb.discovery.sae import load_dictionary
         from circuitdb.discovery.steering import decompose
 
+        self._ready()
         lm, info = self._vector(model, name)
         dictionary = load_dictionary(sae, lm)
         dec = decompose(info.values, info.layer, dictionary, top_k)
@@ -373,9 +470,15 @@ class Catalog:
     def steer_effects(self, name: str, model: str, saes: list[str], on: str, coef: float = 1.0, top: int = 10,
                       n_prompts: int = 64, seed: int = 0) -> Rows:
         """Add coef x vector and measure which later features change (mean at the last position); store SHIFTS."""
+        check_number(coef, "--coef")
+        _at_least(top, 1, "--top")
+        _at_least(n_prompts, 4, "--prompts")
+        check_int(seed, "--seed", None)
+
         from circuitdb.discovery.sae import load_dictionary
         from circuitdb.discovery.steering import effects, prompt_groups, shift_links
 
+        self._ready()
         lm, info = self._vector(model, name)
         dictionaries = [load_dictionary(s, lm) for s in saes]
         deltas, tokens = effects(lm, info.values, info.layer, coef, prompt_groups(on, lm, n_prompts, seed), dictionaries, top)
@@ -404,6 +507,14 @@ class Catalog:
     def resolve_component(self, component: str, model: str | None = None) -> str:
         """The graph id of a component named as `model/name` or by name (with `model` when ambiguous)."""
         return resolve_component(self.store, component, model)
+
+
+def _at_least(value: object, minimum: int, option: str) -> int:
+    """An integer option that counts something: at least `minimum` and within 64 bits; else one line naming it."""
+    number = check_int(value, option, None)
+    if number is None or number < minimum:
+        raise CircuitdbError(f"{option} must be at least {minimum}, got {value}")
+    return value
 
 
 def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None, wait: float = 10) -> Runs:

@@ -11,6 +11,9 @@ from typing import Any
 import click
 
 from circuitdb.cli_common import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    PROMPTS,
     Group,
     open_catalog,
     output_options,
@@ -169,7 +172,7 @@ def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, f
 @click.option("-o", "--output", "path", required=True, type=PATH,
               help=".dot/.gv/.svg/.png/.pdf picture (1-3 runs), .json runs (circuitdb format), .csv memberships.")
 @click.option("--only-shared", is_flag=True, help="Picture only what all selected runs share.")
-@click.option("--top", type=int, default=None, help="Picture only each run's N strongest components (by |score|).")
+@click.option("--top", type=AT_LEAST_1, default=None, help="Picture only each run's N strongest components (by |score|).")
 @store_option
 def export(store: str | None, path: Path, only_shared: bool, top: int | None, **kw: Any) -> None:
     """Export the selected runs as a Graphviz picture, circuitdb JSON or a CSV table."""
@@ -220,14 +223,16 @@ def _job_options(f: Callable) -> Callable:
                      help="prune (iterative node pruning), eap, eap-ig (edge attribution over the full graph)."),
         click.option("--edges", default="path", show_default=True, help="Edges of pruned circuits: path, eap, eap-ig, none."),
         click.option("--ablation", default="mean", show_default=True, help="mean, zero or resample (over corrupted prompts)."),
-        click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task before filtering."),
+        click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True,
+                     help="Prompts per task before filtering."),
         click.option("--seed", default=0, show_default=True),
         click.option("--nested/--no-nested", default=True, show_default=True,
                      help="Prune each lower threshold starting from the stricter threshold's circuit."),
         click.option("--edge-threshold", default=0.99, show_default=True,
                      help="Keep edges whose patched performance falls below this fraction of the circuit's."),
-        click.option("--ig-steps", default=5, show_default=True, help="Integration steps of EAP-IG."),
-        click.option("--robust", default=0, show_default=True, help="Also prune over K random orders; record survival."),
+        click.option("--ig-steps", type=AT_LEAST_1, default=5, show_default=True, help="Integration steps of EAP-IG."),
+        click.option("--robust", type=AT_LEAST_0, default=0, show_default=True,
+                     help="Also prune over K random orders; record survival."),
         click.option("--device", default="cpu", show_default=True),
         store_option,
     ]):
@@ -253,7 +258,7 @@ def discover(model: str, tasks: tuple[str, ...], thresholds: tuple[float, ...], 
 @main.command()
 @selection_options
 @click.option("--on", "on_tasks", multiple=True, required=True, help="Task whose data scores the circuits (repeatable).")
-@click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task before filtering.")
+@click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True, help="Prompts per task before filtering.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--save", is_flag=True, help="Record the scores as EVALUATED_ON in the catalog.")
 @click.option("--device", default="cpu", show_default=True)
@@ -289,7 +294,7 @@ def toy() -> None:
 
 @toy.command("train")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--steps", type=int, default=None, help="Train exactly this many steps (default: until held-out prompts "
+@click.option("--steps", type=AT_LEAST_1, default=None, help="Train exactly this many steps (default: until held-out prompts "
               "are all right).")
 @click.option("-o", "--output", "path", type=PATH, default=None, help="Checkpoint path (default: the shipped one).")
 def toy_train(seed: int, steps: int | None, path: Path | None) -> None:
@@ -306,7 +311,7 @@ def toy_train(seed: int, steps: int | None, path: Path | None) -> None:
 @toy.command("train-sae")
 @click.option("--model", default="toy", show_default=True, help="toy, or a toy checkpoint NAME.pt.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--steps", default=6000, show_default=True, help="Training steps of each SAE.")
+@click.option("--steps", type=AT_LEAST_1, default=6000, show_default=True, help="Training steps of each SAE.")
 @click.option("-o", "--output", "path", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the SAEs (default: the shipped ones).")
 def toy_train_sae(model: str, seed: int, steps: int, path: Path | None) -> None:

@@ -16,16 +16,48 @@ from circuitdb.queries.results import Result
 from circuitdb.queries.selection import Selection
 from circuitdb.store.signals import Interrupted
 
+# counts and sizes: click refuses a value out of range before a command starts (the API checks the same again)
+AT_LEAST_0 = click.IntRange(min=0)
+AT_LEAST_1 = click.IntRange(min=1)
+PROMPTS = click.IntRange(min=4)
+
 STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error (a bad or missing option) shown as one line, like every other error, with where to find help."""
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message(), error.ctx)
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+        click.echo(f"error: {_one_line(self.format_message())}{where}", file=file, err=file is None)
+
+
+def _usage(exc: click.UsageError) -> click.UsageError:
+    """`exc` as one line; a group called without a command still prints its help."""
+    if isinstance(exc, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+        return exc
+    return OneLineUsageError(exc)
+
+
 class Group(click.Group):
-    """Turns CircuitdbError into one line on stderr and exit 1, an interrupt into a truthful line and exit 128 + signal;
-    tracebacks only with --debug."""
+    """Turns CircuitdbError into one line on stderr and exit 1, a usage error into one line and exit 2, an interrupt
+    into a truthful line and exit 128 + signal; tracebacks only with --debug."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _usage(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _usage(exc) from None
         except CircuitdbError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -56,8 +88,9 @@ def wait_seconds() -> float:
 
 
 def open_catalog(store: str | None, read_only: bool = False, create: bool = True) -> Catalog:
-    """The catalog a command works on: read commands open it read-only (readers share the embedded file)."""
-    return Catalog(store, read_only=read_only, create=create and not read_only, wait=wait_seconds())
+    """The catalog a command works on: read commands open it read-only (readers share the embedded file); the store
+    opens at its first use, after the command's input is checked, so a refused command writes nothing."""
+    return Catalog(store, read_only=read_only, create=create and not read_only, wait=wait_seconds(), lazy=True)
 
 
 def store_option(f: Callable) -> Callable:

@@ -10,12 +10,14 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from circuitdb.errors import CircuitdbError
 
+INT64_MAX = 2**63 - 1  # the stores keep integers (layers, indices, seeds, sizes) as signed 64-bit numbers
 KINDS = ("embed", "head", "mlp", "neuron", "sae_feature", "error", "logits")
 EDGE_INPUTS = ("", "q", "k", "v")
 
@@ -87,7 +89,19 @@ def parse_component(text: str | list | tuple) -> Component:
 @lru_cache(maxsize=1 << 16)
 def _parse_name(text: str) -> Component:
     """The string case of parse_component, cached: catalogs repeat the same few thousand names millions of times."""
-    raw = text.strip()
+    try:
+        found = _parse_raw(text.strip())
+    except ValueError:  # a number of thousands of digits (int() refuses those)
+        raise CircuitdbError(f"not a component name: {_short(text)!r} (a layer or index of far too many digits)") from None
+    if found is None:
+        raise CircuitdbError(
+            f"not a component name: {text!r} (use a9.h1, m9, m9.n12, input, logits, f<dict>/<index>, or 9.1, L9H1, MLP 9)"
+        )
+    return found
+
+
+def _parse_raw(raw: str) -> Component | None:
+    """The component `raw` (stripped) spells, or None."""
     feature = _FEATURE.match(raw)
     if feature:
         dictionary, index = feature.groups()
@@ -105,9 +119,7 @@ def _parse_name(text: str) -> Component:
         if found:
             numbers = [int(g) for g in found.groups()]
             return Component(kind, numbers[0], numbers[1] if len(numbers) > 1 else None)
-    raise CircuitdbError(
-        f"not a component name: {text!r} (use a9.h1, m9, m9.n12, input, logits, f<dict>/<index>, or 9.1, L9H1, MLP 9)"
-    )
+    return None
 
 
 def canonical(text: str | list | tuple) -> str:
@@ -172,6 +184,31 @@ class Model:
     def id(self) -> str:
         return self.name
 
+    def check(self) -> Model:
+        """Refuse a model the catalog cannot hold: a bad name, or a shape that is not positive 64-bit integers."""
+        check_name(self.name, "model name")
+        for what in ("n_layers", "n_heads", "d_model"):
+            check_int(getattr(self, what), f"model {self.name} {what}", 1)
+        if not isinstance(self.source, str):
+            raise CircuitdbError(f"model {self.name} source must be text, got {self.source!r}")
+        return self
+
+    def lacks(self, component: Component) -> str | None:
+        """Why `component` is not part of this model (a layer or head beyond its shape), or None, also when the
+        shape is unknown."""
+        layers, heads = self.n_layers, self.n_heads
+        if component.kind in ("head", "mlp", "neuron") and layers is not None and component.layer >= layers:
+            return f"{_short(component.name)} does not exist in {self.name}, which has {layers} layers (0..{layers - 1})"
+        if component.kind == "head" and heads is not None and component.index >= heads:
+            return (f"{_short(component.name)} does not exist in {self.name}, which has {heads} heads per layer "
+                    f"(0..{heads - 1})")
+        return None
+
+
+def _short(text: str, width: int = 40) -> str:
+    """`text`, cut to `width` characters for an error line."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
 
 @dataclass(frozen=True)
 class Task:
@@ -186,6 +223,15 @@ class Task:
     def id(self) -> str:
         return self.name
 
+    def check(self) -> Task:
+        """Refuse a task the catalog cannot hold: a bad name or a prompt count that is not a 64-bit integer."""
+        check_name(self.name, "task name")
+        for what in ("family", "description"):
+            if not isinstance(getattr(self, what), str):
+                raise CircuitdbError(f"task {self.name} {what} must be text, got {getattr(self, what)!r}")
+        check_int(self.n_prompts, f"task {self.name} n_prompts")
+        return self
+
 
 def check_threshold(value: float | None) -> float | None:
     """A performance threshold is a fraction of the full model in (0, 1]."""
@@ -194,6 +240,74 @@ def check_threshold(value: float | None) -> float | None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not (0 < value <= 1):
         raise CircuitdbError(f"threshold must be in (0, 1], got {value!r}")
     return float(value)
+
+
+def check_name(value: object, what: str) -> str:
+    """A name (model, task, method, vector ...) as the catalog keeps it: non-empty text without control characters
+    or surrounding spaces; raise CircuitdbError saying what is wrong."""
+    if not isinstance(value, str):
+        raise CircuitdbError(f"{what} must be text, got {value!r}")
+    if not value:
+        raise CircuitdbError(f"{what} is empty")
+    if not value.strip():
+        raise CircuitdbError(f"{what} {value!r} is only whitespace")
+    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise CircuitdbError(f"{what} {value!r} contains a control character (U+{ord(control):04X})")
+    if value != value.strip():
+        raise CircuitdbError(f"{what} {value!r} starts or ends with a space")
+    return value
+
+
+def check_int(value: object, what: str, minimum: int | None = 0) -> int | None:
+    """None, or an integer in `minimum`..2**63-1 (what the stores hold); raise CircuitdbError otherwise."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CircuitdbError(f"{what} must be an integer, got {value!r}")
+    low = -INT64_MAX - 1 if minimum is None else minimum
+    if not low <= value <= INT64_MAX:
+        shown = value if abs(value) < 10**30 else f"an integer of {len(str(abs(value)))} digits"
+        raise CircuitdbError(f"{what} must be an integer in {low}..{INT64_MAX}, got {shown}")
+    return value
+
+
+def check_number(value: object, what: str) -> float | None:
+    """None, or a finite number as a float; raise CircuitdbError otherwise (NaN and infinities included)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CircuitdbError(f"{what} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise CircuitdbError(f"{what} must be a finite number, got an integer of {len(str(abs(value)))} digits") from None
+    if not math.isfinite(number):
+        raise CircuitdbError(f"{what} must be a finite number, got {value!r}")
+    return number
+
+
+def check_json_object(value: object, what: str) -> dict:
+    """A dict that JSON can hold exactly (string keys, no NaN or infinities); raise CircuitdbError otherwise."""
+    if not isinstance(value, dict):
+        raise CircuitdbError(f"{what} must be a JSON object (a mapping), got {value!r}")
+    try:
+        json.dumps(value, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise CircuitdbError(f"{what} cannot be stored as JSON: {exc}") from None
+    return value
+
+
+def check_timestamp(value: object, what: str) -> str:
+    """An ISO 8601 date and time (or empty, when unknown); raise CircuitdbError otherwise."""
+    if not isinstance(value, str):
+        raise CircuitdbError(f"{what} must be an ISO 8601 date and time as text, got {value!r}")
+    if value:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise CircuitdbError(f"{what} must be an ISO 8601 date and time, got {value!r}") from None
+    return value
 
 
 def _now() -> str:
@@ -228,11 +342,20 @@ class Run:
         return run_id(self.model.name, self.task.name, self.method, self.ablation, self.metric, self.threshold)
 
     def validate(self) -> Run:
-        """Canonicalise names and check the run is whole; raise CircuitdbError naming the first problem."""
-        check_threshold(self.threshold)
+        """Canonicalise names and check the run is whole and fits its model (when the model's shape is known); raise
+        CircuitdbError naming the first problem."""
+        self._check_fields()
+        if not isinstance(self.components, dict) or not isinstance(self.edges, list):
+            raise CircuitdbError("components must be a mapping of names to scores and edges a list")
         members: dict[str, float | None] = {}
         for raw, score in self.components.items():
             name = canonical(raw)
+            component = parse_component(name)
+            if max(component.layer or 0, component.index or 0) > INT64_MAX:
+                raise CircuitdbError(f"component {_short(name)}: a layer or index beyond 2**63 - 1 cannot be stored")
+            problem = self.model.lacks(component)
+            if problem:
+                raise CircuitdbError(f"component {problem}")
             if score is not None and not (isinstance(score, (int, float)) and math.isfinite(score)):
                 raise CircuitdbError(f"component {name}: score must be a finite number, got {score!r}")
             members[name] = None if score is None else float(score)
@@ -248,6 +371,32 @@ class Run:
             edges.append(fixed)
         self.components, self.edges = members, edges
         return self
+
+    def _check_fields(self) -> None:
+        """Every field but the members and edges has the type and range the catalog stores."""
+        if not isinstance(self.model, Model) or not isinstance(self.task, Task):
+            raise CircuitdbError(f"a run needs a Model and a Task, got {self.model!r} and {self.task!r}")
+        self.model.check()
+        self.task.check()
+        for what in ("method", "ablation", "metric"):
+            check_name(getattr(self, what), what)
+        check_threshold(self.threshold)
+        self.faithfulness = check_number(self.faithfulness, "faithfulness")
+        self.completeness = check_number(self.completeness, "completeness")
+        check_json_object(self.params, "params")
+        check_json_object(self.versions, "versions")
+        if not isinstance(self.dataset_hash, str):
+            raise CircuitdbError(f"dataset_hash must be text, got {self.dataset_hash!r}")
+        check_int(self.seed, "seed", None)
+        check_timestamp(self.created_at, "created_at")
+        if self.nests_in is not None:
+            check_name(self.nests_in, "nests_in (the parent run's id)")
+        if not isinstance(self.evaluations, dict):
+            raise CircuitdbError(f"evaluations must map task names to performances, got {self.evaluations!r}")
+        for task, performance in self.evaluations.items():
+            check_name(task, "evaluation task name")
+            if check_number(performance, f"performance on {task}") is None:
+                raise CircuitdbError(f"performance on {task} must be a finite number, got None")
 
 
 def _checked_edge(edge: Edge, members: dict[str, float | None]) -> Edge:

@@ -9,7 +9,17 @@ from typing import Any
 
 import click
 
-from circuitdb.cli_common import open_catalog, output_options, render, selection, selection_options, store_option
+from circuitdb.cli_common import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    PROMPTS,
+    open_catalog,
+    output_options,
+    render,
+    selection,
+    selection_options,
+    store_option,
+)
 
 SAE_HELP = "SAE dictionary: toy:resid2, a local SAELens folder, or RELEASE/SAE_ID; NAME=SPEC renames it (repeatable)."
 PROMPTS_HELP = ("A task (digits, months:bare, a .yaml/.jsonl task file) whose clean prompts are used, or a .txt file, "
@@ -27,14 +37,14 @@ def features() -> None:
 @click.option("--sae", "saes", multiple=True, required=True, help=SAE_HELP)
 @click.option("--task", "tasks", multiple=True, required=True, help="Task (as for `discover`), repeatable.")
 @click.option("--threshold", "thresholds", multiple=True, type=float, required=True, help="Performance threshold in (0, 1].")
-@click.option("--top-k", type=int, default=None, help="At most this many features (and error nodes) per circuit.")
+@click.option("--top-k", type=AT_LEAST_1, default=None, help="At most this many features (and error nodes) per circuit.")
 @click.option("--node-threshold", type=float, default=None,
               help="Only features whose attribution is at least this fraction of the full logit difference.")
 @click.option("--min-edge", default=0.005, show_default=True, help="Keep feature edges with |weight| >= this fraction of the LD.")
-@click.option("--check-top", default=20, show_default=True,
+@click.option("--check-top", type=AT_LEAST_0, default=20, show_default=True,
               help="Ablate the circuit's N strongest nodes exactly and record their rank agreement with attribution.")
 @click.option("--ablation", default="mean", show_default=True, help="mean, zero or resample (over corrupted prompts).")
-@click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task before filtering.")
+@click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True, help="Prompts per task before filtering.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @store_option
@@ -52,7 +62,8 @@ def features_discover(store: str | None, model: str, saes: tuple[str, ...], task
 @click.option("--model", required=True)
 @click.option("--sae", "saes", multiple=True, required=True, help=SAE_HELP)
 @click.option("--cutoff", default=0.5, show_default=True, help="Keep pairs with |decoder cosine| >= this.")
-@click.option("--top", default=5, show_default=True, help="At most this many partners per feature and dictionary pair.")
+@click.option("--top", type=AT_LEAST_1, default=5, show_default=True,
+              help="At most this many partners per feature and dictionary pair.")
 @store_option
 def features_cosine(model: str, saes: tuple[str, ...], cutoff: float, top: int, store: str | None) -> None:
     """Store decoder-direction cosine relations within and across the model's dictionaries."""
@@ -66,7 +77,7 @@ def features_cosine(model: str, saes: tuple[str, ...], cutoff: float, top: int, 
 @click.option("--sae", "saes", multiple=True, required=True, help="Model A's dictionary, then model B's. " + SAE_HELP)
 @click.option("--prompts", "sources", multiple=True, required=True, help=PROMPTS_HELP + " Repeatable.")
 @click.option("--min-score", default=0.0, show_default=True, help="Store matches with correlation >= this.")
-@click.option("--top", default=10, show_default=True, help="Rows to print (all with --json/--csv).")
+@click.option("--top", type=AT_LEAST_0, default=10, show_default=True, help="Rows to print (all with --json/--csv).")
 @store_option
 @output_options
 def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tuple[str, ...], min_score: float, top: int,
@@ -84,7 +95,7 @@ def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tupl
 @click.option("--model", default=None, help="Model of FEATURE, when its name alone is ambiguous.")
 @click.option("--kind", "kinds", multiple=True, help="Only these relation kinds (cosine, match, co-member).")
 @click.option("--min-weight", default=0.0, show_default=True, help="Only relations with |weight| >= this.")
-@click.option("--limit", default=20, show_default=True, help="Strongest relations per kind.")
+@click.option("--limit", type=AT_LEAST_1, default=20, show_default=True, help="Strongest relations per kind.")
 @click.option("-o", "--output", "plot", type=PATH, help="Graphviz picture (.dot/.png/.svg).")
 @store_option
 @output_options
@@ -123,11 +134,11 @@ def _vector_options(f: Callable) -> Callable:
 
 @steer.command("build")
 @_vector_options
-@click.option("--layer", required=True, type=int, help="Residual stream entering this block.")
+@click.option("--layer", required=True, type=AT_LEAST_0, help="Residual stream entering this block.")
 @click.option("--plus", required=True, help=PROMPTS_HELP)
 @click.option("--minus", required=True, help=PROMPTS_HELP)
 @click.option("--description", default="", help="What the vector is meant to do.")
-@click.option("--prompts", "n_prompts", default=64, show_default=True, help="Prompts per task source.")
+@click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True, help="Prompts per task source.")
 @click.option("--seed", default=0, show_default=True)
 def steer_build(name: str, model: str, store: str | None, **kw: Any) -> None:
     """mean(PLUS) - mean(MINUS) at the last position of the residual stream entering LAYER; stored as a node."""
@@ -138,7 +149,7 @@ def steer_build(name: str, model: str, store: str | None, **kw: Any) -> None:
 @steer.command("decompose")
 @_vector_options
 @click.option("--sae", required=True, help="Dictionary at the vector's layer. " + SAE_HELP)
-@click.option("--top-k", default=8, show_default=True, help="Features in the sparse fit.")
+@click.option("--top-k", type=AT_LEAST_1, default=8, show_default=True, help="Features in the sparse fit.")
 @output_options
 def steer_decompose(name: str, model: str, store: str | None, sae: str, top_k: int, fmt: str | None) -> None:
     """Decompose the vector into SAE features (k-sparse OMP fit and the encoder's read-out); store DECOMPOSES_INTO."""
@@ -151,8 +162,8 @@ def steer_decompose(name: str, model: str, store: str | None, sae: str, top_k: i
 @click.option("--sae", "saes", multiple=True, required=True, help="Dictionaries after the vector's layer. " + SAE_HELP)
 @click.option("--on", required=True, help="Prompts to steer. " + PROMPTS_HELP)
 @click.option("--coef", default=1.0, show_default=True, help="Add coef x vector at every position.")
-@click.option("--top", default=10, show_default=True, help="Shifted features stored per dictionary.")
-@click.option("--prompts", "n_prompts", default=64, show_default=True)
+@click.option("--top", type=AT_LEAST_1, default=10, show_default=True, help="Shifted features stored per dictionary.")
+@click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @output_options
 def steer_effects(name: str, model: str, store: str | None, saes: tuple[str, ...], fmt: str | None, **kw: Any) -> None:

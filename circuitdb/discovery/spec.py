@@ -1,12 +1,15 @@
 """What a discovery job is asked to do (`JobSpec`) and its checks, torch-free: bad options are refused before torch is
-imported, a model loaded or a store file created."""
+imported, a model loaded, a store file created or a stored run looked up (so a re-run with a bad option is refused,
+not skipped)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import get_args, get_origin, get_type_hints
 
-from circuitdb.domain import check_threshold
+from circuitdb.discovery.devices import check_device
+from circuitdb.domain import check_int, check_name, check_number, check_threshold
 from circuitdb.errors import CircuitdbError
 
 ABLATIONS = ("mean", "zero", "resample")
@@ -37,35 +40,80 @@ class JobSpec:
     device: str = "cpu"
 
     def check(self) -> JobSpec:
-        """Refuse impossible jobs before any model is loaded."""
+        """Refuse impossible jobs before any model is loaded (and before any stored run is looked up)."""
+        self._check_types()
         for t in self.thresholds:
             check_threshold(t)
         if not self.tasks or not self.thresholds:
             raise CircuitdbError("a job needs at least one --task and one --threshold")
+        check_name(self.model, "--model")
+        for task in self.tasks:
+            check_name(task, "--task")
         for method in self.methods:
             if method not in METHOD_CHECKS:
                 raise CircuitdbError(f"unknown method {method!r} (use {', '.join(METHOD_CHECKS)})")
         if self.ablation not in ABLATIONS:
             raise CircuitdbError(f"unknown ablation {self.ablation!r} (use {', '.join(ABLATIONS)})")
         if self.n_prompts < 4:
-            raise CircuitdbError("--prompts must be at least 4")
+            raise CircuitdbError(f"--prompts must be at least 4, got {self.n_prompts}")
         for check in dict.fromkeys(METHOD_CHECKS[m] for m in self.methods):
             check(self)
+        check_device(self.device)
         return self
+
+    def _check_types(self) -> None:
+        """Every option has its field's type (a sweep file can hold anything): text, a 64-bit integer, a finite
+        number, true/false, or a list of them."""
+        for option, hint in get_type_hints(JobSpec).items():
+            _check_type(OPTION_NAMES.get(option, "--" + option.replace("_", "-")), getattr(self, option), hint)
+
+
+OPTION_NAMES = {"n_prompts": "--prompts", "tasks": "--task", "thresholds": "--threshold", "methods": "--method",
+                "saes": "--sae"}
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+
+
+def _check_type(name: str, value: object, hint: object) -> None:
+    """Refuse `value` unless it is of type `hint` (bool, int, float, str, X | None or list[X]); integers must fit 64
+    bits, numbers be finite (the options' own ranges are checked by the job and its methods)."""
+    args = get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return
+        hint = next(a for a in args if a is not type(None))
+    if get_origin(hint) is list:
+        if not isinstance(value, (list, tuple)):
+            raise CircuitdbError(f"{name} must be a list, got {value!r}")
+        for item in value:
+            _check_type(name, item, get_args(hint)[0])
+        return
+    if hint is int:
+        check_int(value, name, None)
+    elif hint is float:
+        if not isinstance(value, str):  # a threshold given as text gets the threshold's own message
+            check_number(value, name)
+    elif not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+        raise CircuitdbError(f"{name} must be {TYPE_WORDS[hint]}, got {value!r}")
 
 
 def _head_options(spec: JobSpec) -> None:
-    """The head methods' edge options."""
+    """The options of the head methods (prune, eap, eap-ig): edges and pruning."""
     if spec.edges not in EDGE_METHODS:
         raise CircuitdbError(f"unknown edge method {spec.edges!r} (use {', '.join(EDGE_METHODS)})")
     if not 0 < spec.edge_threshold <= 1:
         raise CircuitdbError(f"edge threshold must be in (0, 1], got {spec.edge_threshold}")
+    if spec.ig_steps < 1:
+        raise CircuitdbError(f"--ig-steps must be at least 1 (integration steps of EAP-IG), got {spec.ig_steps}")
+    if spec.robust < 0:
+        raise CircuitdbError(f"--robust must be 0 (off) or a number of random pruning orders, got {spec.robust}")
 
 
 def _feature_options(spec: JobSpec) -> None:
-    """sae-attr's feature options."""
+    """The options of sae-attr: its dictionaries and feature selection."""
     if not spec.saes:
         raise CircuitdbError("sae-attr needs at least one --sae")
+    for sae in spec.saes:
+        check_name(sae, "--sae")
     if spec.top_k is not None and spec.top_k < 1:
         raise CircuitdbError(f"--top-k must be at least 1, got {spec.top_k}")
     if spec.min_edge < 0:
@@ -74,7 +122,7 @@ def _feature_options(spec: JobSpec) -> None:
         raise CircuitdbError(f"--check-top must be >= 0, got {spec.check_top}")
 
 
-# every method of the registry (`methods/`) by name, with the check of its options
+# every method of the registry (`methods/`, which checks it names these same ones) by name, with the check of its options
 METHOD_CHECKS: dict[str, Callable[[JobSpec], None]] = {
     "prune": _head_options, "eap": _head_options, "eap-ig": _head_options, "sae-attr": _feature_options,
 }

@@ -16,6 +16,7 @@ from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.sae import Dictionary
 from circuitdb.discovery.tasks import build_task
 from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.files import read_text
 
 
 @dataclass
@@ -35,7 +36,7 @@ def prompt_groups(spec: str, lm: LoadedModel, n_prompts: int = 64, seed: int = 0
     if path.suffix == ".txt" or path.is_file():
         if not path.is_file():
             raise CircuitdbError(f"{spec}: no such prompt file")
-        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        lines = [line.strip() for line in read_text(path).splitlines() if line.strip()]
         if not lines:
             raise CircuitdbError(f"{spec}: no prompts (one per line)")
         groups: dict[int, list[torch.Tensor]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from circuitdb.domain import Edge, Model, Run, Task, canonical, check_threshold, parse_edge_name
+from circuitdb.domain import Edge, Model, Run, Task, canonical, check_threshold, parse_component, parse_edge_name
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import fail, read_json
 
@@ -25,13 +25,26 @@ def read_eapig(
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict) or not isinstance(data.get("edges"), dict):
         raise CircuitdbError(f"{path}:1: not an EAP-IG graph (expected an object with 'cfg', 'nodes' and 'edges')")
     cfg = data.get("cfg") or {}
+    if not isinstance(cfg, dict):
+        raise CircuitdbError(f"{path}:1: 'cfg' must be an object (n_layers, n_heads, d_model)")
+    shape = Model(
+        model.name,
+        model.n_layers or cfg.get("n_layers"),
+        model.n_heads or cfg.get("n_heads"),
+        model.d_model or cfg.get("d_model"),
+        model.source,
+    )
+    try:
+        shape.check()
+    except CircuitdbError as exc:
+        raise fail(path, text, '"cfg"', f"{exc} (from the file's cfg)") from None
     components: dict[str, float | None] = {}
     for name, node in data["nodes"].items():
         info = node if isinstance(node, dict) else {"in_graph": node}
         if not isinstance(info.get("in_graph"), bool):
             raise fail(path, text, json.dumps(name), f"node {name!r} has no boolean in_graph")
         if info["in_graph"]:
-            components[_name(path, text, name)] = _number(path, text, name, info.get("score"))
+            components[_name(path, text, name, shape)] = _number(path, text, name, info.get("score"))
     edges = []
     for name, info in data["edges"].items():
         if not isinstance(info, dict) or not isinstance(info.get("in_graph"), bool):
@@ -45,16 +58,12 @@ def read_eapig(
         weight = _number(path, text, name, info.get("score"))
         edges.append(Edge(sender, receiver, 0.0 if weight is None else weight, qkv))
         for end in (sender, receiver):
+            problem = shape.lacks(parse_component(end))
+            if problem:
+                raise fail(path, text, json.dumps(name), f"edge {name}: {problem}")
             components.setdefault(end, None)
     if not components:
         raise CircuitdbError(f"{path}: the graph has no node or edge in_graph; nothing to import")
-    shape = Model(
-        model.name,
-        model.n_layers or cfg.get("n_layers"),
-        model.n_heads or cfg.get("n_heads"),
-        model.d_model or cfg.get("d_model"),
-        model.source,
-    )
     return Run(
         model=shape,
         task=task,
@@ -68,11 +77,16 @@ def read_eapig(
     )
 
 
-def _name(path: Path | str, text: str, name: str) -> str:
+def _name(path: Path | str, text: str, name: str, shape: Model) -> str:
+    """The canonical name of an in-graph node that exists in the model (as far as its shape is known)."""
     try:
-        return canonical(name)
+        canonical_name = canonical(name)
     except CircuitdbError as exc:
         raise fail(path, text, json.dumps(name), str(exc)) from None
+    problem = shape.lacks(parse_component(canonical_name))
+    if problem:
+        raise fail(path, text, json.dumps(name), f"node {problem}")
+    return canonical_name
 
 
 def _number(path: Path | str, text: str, name: str, value: object) -> float | None:

@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from circuitdb.domain import Relation, SteeringVector, component_id, parse_component
+from circuitdb.domain import Relation, SteeringVector, check_int, check_name, component_id, parse_component
 from circuitdb.errors import CircuitdbError
 
 LINK_KINDS = ("DECOMPOSES_INTO", "SHIFTS")
@@ -65,6 +65,8 @@ def relation_rows(relations: list[Relation]) -> RelationRows:
     for row, rel in enumerate(relations):
         if not rel.kind or not rel.source:
             raise CircuitdbError(f"relation {row}: kind and source must be set")
+        for what in ("sender_model", "receiver_model", "kind", "source"):
+            check_name(getattr(rel, what), f"relation {row} {what}")
         ends = [_component(rel.sender_model, rel.sender), _component(rel.receiver_model, rel.receiver)]
         components += ends
         key = (ends[0]["id"], ends[1]["id"], rel.kind, rel.source)
@@ -76,6 +78,11 @@ def relation_rows(relations: list[Relation]) -> RelationRows:
 def steering_rows(vector: SteeringVector, kind: str | None = None, links: list[dict] | None = None) -> SteeringRows:
     """The vector node, and links of `kind` given as dicts with `name` (a component of the vector's model) and the
     link's properties: `coef`, `method` for DECOMPOSES_INTO; `delta`, `layer`, `coef` for SHIFTS."""
+    check_name(vector.model, "model name")
+    check_name(vector.name, "steering vector name")
+    check_int(vector.layer, f"steering vector {vector.name} layer")
+    if not isinstance(vector.description, str):
+        raise CircuitdbError(f"steering vector {vector.name}: description must be text, got {vector.description!r}")
     if not vector.values or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vector.values):
         raise CircuitdbError(f"steering vector {vector.name}: values must be a non-empty list of finite numbers")
     if kind is not None and kind not in LINK_KINDS:

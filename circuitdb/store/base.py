@@ -74,7 +74,10 @@ def open_store(url: str | None = None, *, read_only: bool = False, create: bool 
             raise CircuitdbError(f"store {url!r}: give a file path, e.g. kuzu:./circuitdb.kuzu")
         if (read_only or not create) and not path.exists():
             raise CircuitdbError(f"store {url!r}: no catalog at {path} (run `circuitdb init` or import something first)")
-        return KuzuStore(path, read_only=read_only, wait_s=wait)
+        if (read_only or not create) and path.is_file() and path.stat().st_size == 0:
+            raise CircuitdbError(f"store {url!r}: {path} is an empty file, not a catalog (run `circuitdb init` to make "
+                                 "it one)")
+        return KuzuStore(path, read_only=read_only, wait_s=wait, create=create)
     if url.split("://", 1)[0] in ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc"):
         from circuitdb.store.neo4j import Neo4jStore
 

@@ -18,12 +18,14 @@ import pyarrow as pa
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import kuzu_ddl
+from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
 from circuitdb.store.writes import Rows, SmallWrites, Steps, replace_run, run_steps
 
 # a process that is not circuitdb's holds the file
 BUSY = re.compile(r"Could not set lock")
+NOT_KUZU = re.compile(r"not a valid Kuzu database file")
 PLAN_OPERATOR = re.compile(r"([A-Z][A-Z_]+)\[\d+\]")
 PLAN_FUNCTION = re.compile(r"Function: (\w+)")
 # plan operators that write files, load extensions, switch databases or open transactions
@@ -45,12 +47,14 @@ class KuzuStore(SmallWrites):
 
     backend = "kuzu"
 
-    def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10) -> None:
+    def __init__(self, path: Path, read_only: bool = False, wait_s: float = 10, create: bool = True) -> None:
         """Opens an existing file at once; a new one is created by the first use that needs it, so a command refused
-        later (a bad model name, say) leaves no empty catalog behind."""
+        later (a bad model name, say) leaves no empty catalog behind. `create=False` (and `read_only`) refuses a
+        database that holds no catalog rather than adding one to it."""
         self.path, self.read_only, self.wait_s = path, read_only, wait_s
         self._conn: kuzu.Connection | None = None
         self._schema = read_only
+        self._must_hold_catalog = read_only or not create
         if not path.parent.is_dir():
             raise StoreError(f"cannot create a Kuzu store at {path}: no folder {path.parent}")
         if read_only or path.exists():
@@ -61,6 +65,7 @@ class KuzuStore(SmallWrites):
         another process holds what this needs, wait (saying so once) up to `wait_s`. Kuzu's own lock alone lets a
         process that opens race one that checkpoints or closes (its WAL and shadow files come and go)."""
         deadline, said = time.monotonic() + self.wait_s, False
+        new_lock = not os.path.exists(f"{self.path}.lock")
         try:
             lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held until release()
         except OSError as exc:
@@ -77,13 +82,17 @@ class KuzuStore(SmallWrites):
                 fcntl.flock(lock, fcntl.LOCK_UN)
                 if not BUSY.search(str(exc)):
                     lock.close()
+                    if NOT_KUZU.search(str(exc)):
+                        if new_lock:  # no circuitdb process uses a lock beside a file that is not a database
+                            Path(lock.name).unlink(missing_ok=True)
+                        raise StoreError(f"{self.path} is not a catalog: the file is not a Kuzu database") from None
                     raise StoreError(f"cannot open Kuzu store at {self.path}: {exc}") from None
             if time.monotonic() >= deadline:
                 lock.close()
-                raise StoreError(f"{self.path} is in use by another process (a writer, or readers while you write); "
+                raise StoreError(f"{self.path} is in use by another process: {situation(self.path, lock.name)}; "
                                  f"waited {self.wait_s:g} s: try again, or give --wait more seconds")
             if not said:
-                sys.stderr.write(f"waiting up to {self.wait_s:g} s for {self.path}: another process is using it\n")
+                sys.stderr.write(f"waiting up to {self.wait_s:g} s for {self.path}: {situation(self.path, lock.name)}\n")
                 said = True
             time.sleep(0.1)
 
@@ -99,12 +108,22 @@ class KuzuStore(SmallWrites):
     def conn(self) -> kuzu.Connection:
         if self._conn is None:
             self._open()
+            if self._must_hold_catalog:
+                self._check_catalog()
             if not self._schema:
                 self._schema = True
                 self.init()
             if not self.read_only:
                 self._recover()
         return self._conn
+
+    def _check_catalog(self) -> None:
+        """Refuse a database without a catalog in it (once), rather than adding one to it."""
+        if "Run" not in {r["name"] for r in self._rows("CALL show_tables() RETURN name")}:
+            self.release()
+            raise StoreError(f"{self.path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` "
+                             "to add one)")
+        self._must_hold_catalog = False
 
     def init(self) -> None:
         for statement in [*kuzu_ddl(), JOURNAL_DDL]:

@@ -44,9 +44,14 @@ def screen(cypher: str, params: dict | None = None) -> str:
     if outside:
         raise CircuitdbError(f"refused: `{outside[0]}` reaches outside the catalog (files, extensions, databases); "
                              "queries only read the catalog")
-    missing = sorted({t[1:] for t in tokens if t.startswith("$")} - set(params or {}))
+    used = {t[1:] for t in tokens if t.startswith("$")}
+    missing = sorted(used - set(params or {}))
     if missing:
         raise CircuitdbError(f"the query uses ${missing[0]}, which has no value (give --param {missing[0]}=VALUE)")
+    unused = sorted(set(params or {}) - used)
+    if unused:
+        raise CircuitdbError(f"--param {unused[0]}: the query has no ${unused[0]} (parameters it uses: "
+                             f"{', '.join('$' + p for p in sorted(used)) or 'none'})")
     return cypher.strip().rstrip(";")
 
 

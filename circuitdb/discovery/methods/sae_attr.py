@@ -5,6 +5,7 @@ different dictionaries apart, and record checks of attribution against exact abl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,8 @@ def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: 
     if len(nodes) < 3:
         return {"nodes": len(nodes), "spearman": None}
     frame = pd.DataFrame({"attribution": [scores[n] for n in nodes], "exact": ev.ablation_effects(nodes)})
-    return {"nodes": len(nodes), "spearman": round(float(frame.corr(method="spearman").iloc[0, 1]), 4)}
+    rho = float(frame.corr(method="spearman").iloc[0, 1])  # NaN when either side is constant: no rank to compare
+    return {"nodes": len(nodes), "spearman": round(rho, 4) if math.isfinite(rho) else None}
 
 
 SAE_ATTR = Method("sae-attr", evaluators, find, ("top_k", "node_threshold", "min_edge", "check_top", "ablation", "n_prompts",

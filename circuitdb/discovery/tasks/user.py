@@ -12,6 +12,7 @@ from pathlib import Path
 
 from circuitdb.discovery.tasks import Prompts
 from circuitdb.errors import CircuitdbError
+from circuitdb.ingest.files import read_text, read_yaml
 
 FIELDS = ("prompt", "answer", "distractor", "corrupted")
 
@@ -24,14 +25,7 @@ def read_task_file(path: Path) -> Prompts:
         return _prompts(path.stem, "user", f"from {path.name}", _jsonl(path), path)
     if path.suffix not in (".yaml", ".yml"):
         raise CircuitdbError(f"{path}: task files are .jsonl, .yaml or .yml")
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise CircuitdbError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         raise CircuitdbError(f"{path}: expected a mapping with 'prompts' or 'template' and 'rows'")
     name = str(doc.get("name", path.stem))
@@ -45,7 +39,7 @@ def read_task_file(path: Path) -> Prompts:
 
 def _jsonl(path: Path) -> list[tuple[str, dict]]:
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if line.strip():
             try:
                 rows.append((f"line {number}", json.loads(line)))
