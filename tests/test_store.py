@@ -14,7 +14,7 @@ import pytest
 from big_run import big_tables
 from fixtures import catalog_runs
 
-from circuitdb import Catalog, CircuitdbError, Edge, Run
+from circuitdb import Catalog, CircuitdbError, Edge, Model, Run, Task
 from circuitdb.errors import StoreError
 from circuitdb.ingest.tables import COMPONENT_SCHEMA, EDGE_SCHEMA, run_tables
 from circuitdb.schema import INDEXES, NODES, RELS, neo4j_schema
@@ -180,3 +180,11 @@ def test_stores_have_the_one_schema(store_url: str) -> None:
             for kind, statements in neo4j_schema().items():
                 assert set(statements) <= {r["name"] for r in cat.store.read(f"SHOW {kind} YIELD name")}
             cat.store.init()  # `circuitdb init` on a ready server is a no-op, not an error
+
+
+def test_a_run_without_the_model_shape_keeps_the_stored_shape(catalog: Catalog) -> None:
+    """A seqcont-like run naming only its model does not erase the shape an earlier run stored."""
+    catalog.add(Run(Model("m", 12, 8, 768, "transformer_lens"), Task("a"), "prune", 0.8, components={"a0.h1": 1.0}))
+    catalog.add(Run(Model("m"), Task("b"), "prune", 0.8, components={"a0.h1": 1.0}))
+    (row,) = catalog.store.read("MATCH (m:Model) RETURN m.n_layers AS l, m.n_heads AS h, m.d_model AS d, m.source AS s")
+    assert row == {"l": 12, "h": 8, "d": 768, "s": "transformer_lens"}

@@ -36,7 +36,12 @@ def _create_links(rel_type: str) -> str:
             f"CREATE (a)-[:{rel_type} {{{_props(list(rel.properties), 'row.')}}}]->(b)")
 
 
-MERGE_MODEL = _merge_node("Model")
+# a model's shape and source, once known, are kept when a run from a file without them (seqcont, say) arrives
+MERGE_MODEL = (
+    "MERGE (n:Model {id: $id}) SET n.name = $name, n.n_layers = coalesce($n_layers, n.n_layers), "
+    "n.n_heads = coalesce($n_heads, n.n_heads), n.d_model = coalesce($d_model, n.d_model), "
+    "n.source = CASE WHEN $source = '' THEN coalesce(n.source, '') ELSE $source END"
+)
 MERGE_TASK = _merge_node("Task")
 MERGE_VECTOR = _merge_node("SteeringVector")
 CREATE_RUN = (
