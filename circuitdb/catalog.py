@@ -27,6 +27,7 @@ from circuitdb.queries.similarity import similarity
 from circuitdb.store.base import Store, open_store
 
 IMPORT_KINDS = ("seqcont", "eap-ig", "json")
+IMPORT_ROWS = 200_000  # memberships + edges per batch of an import: bounds its memory (and a Kuzu transaction)
 
 
 class Catalog:
@@ -73,10 +74,13 @@ class Catalog:
                     threshold: float | None = None, method: str | None = None, ablation: str = "mean") -> Runs:
         """Read another tool's file (`seqcont`, `eap-ig`) or circuitdb's own export (`json`) and write its runs."""
         if kind == "json":
-            from circuitdb.ingest.native import read_native
+            from circuitdb.ingest.native import native_batches
 
-            runs = read_native(path)
-        elif kind in IMPORT_KINDS:
+            written: list[str] = []
+            for batch in native_batches(path, IMPORT_ROWS):  # all runs are checked before the first batch comes
+                written += self.add(batch)
+            return self._written(written)
+        if kind in IMPORT_KINDS:
             if not model or not task:
                 raise CircuitdbError(f"importing a {kind} file needs its model and task")
             if kind == "seqcont":
