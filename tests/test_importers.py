@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fixtures import catalog_runs
 
-from circuitdb import Catalog, CircuitdbError, Selection, Task
+from circuitdb import Catalog, CircuitdbError, Edge, Selection, Task
 from circuitdb import catalog as catalog_module
 from circuitdb.domain import model_named
 from circuitdb.ingest import native as native_module
@@ -239,3 +239,27 @@ def test_import_json_writes_bounded_batches(tmp_path: Path, monkeypatch: pytest.
         with pytest.raises(CircuitdbError, match=rf"runs\[{len(runs) - 1}\]: edge 0"):
             cat.import_file("json", path)
         assert len(cat.runs()) == 0
+
+
+def test_run_with_an_edge_end_outside_its_members(store_url: str) -> None:
+    """Edges arrive with node numbers for their ends, named from the run's members; an end that is not a member
+    (which the write path refuses, but an older catalog may hold) is named by a lookup of its own."""
+    runs = catalog_runs()
+    first = runs[0]
+    second = next(r for r in runs if set(r.components) - set(first.components))
+    outsider = next(n for n in second.components if n not in first.components)
+    with Catalog(store_url) as cat:
+        cat.add([first, second])
+        model = first.model.name
+        write = (f"MATCH (a:Component {{id: '{model}/{outsider}'}}), (b:Component {{id: '{model}/logits'}}) "
+                 f"CREATE (a)-[:EDGE {{run_id: '{first.id}', weight: 0.5, input: ''}}]->(b)")
+        if cat.store.backend == "kuzu":
+            cat.store._exec(write)
+        else:
+            with cat.store.driver.session() as session:
+                session.run(write).consume()
+        again = cat.run(first.id)
+        assert sorted(again.edges, key=lambda e: e.key) == sorted([*first.edges, Edge(outsider, "logits", 0.5)],
+                                                                  key=lambda e: e.key)
+        exported = json.loads(dumps([again]))["runs"][0]
+        assert {"sender": outsider, "receiver": "logits", "input": "", "weight": 0.5} in exported["edges"]

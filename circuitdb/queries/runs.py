@@ -55,10 +55,17 @@ def _runs(store: Store, heads: list[dict], edge_query: str) -> list[Run]:
     evaluations = defaultdict(dict)
     for e in run_query(store, "evaluations", run_ids=ids):
         evaluations[e["run"]][e["task"]] = e["performance"]
-    names = {n for row in members.values() for n in row["components"]}
+    name = {node: n for row in members.values() for node, n in zip(row["nodes"], row["components"])}
+    ends: set[int] = set()
     for row in edges.values():
-        names.update(row["senders"], row["receivers"])
-    place = {n: parse_component(n).sort_key() for n in names}  # forward order, worked out once per batch
+        ends.update(row["senders"], row["receivers"])
+    missing = ends - name.keys()
+    if missing:  # an edge end that is not a member of its run (the write path refuses them; older catalogs)
+        name.update((r["node"], r["name"]) for r in run_query(store, "component_names", nodes=sorted(missing)))
+    for row in edges.values():  # the ends of edges by name
+        for end in ("senders", "receivers"):
+            row[end] = list(map(name.__getitem__, row[end]))
+    place = {n: parse_component(n).sort_key() for n in set(name.values())}  # forward order, once per batch
     level = {key: i for i, key in enumerate(sorted(set(place.values())))}
     rank = {n: level[key] for n, key in place.items()}  # the same order as a number (equal places, equal numbers)
     return [_run(h, members.get(h["id"]), edges.get(h["id"]), evaluations[h["id"]], rank) for h in heads]
