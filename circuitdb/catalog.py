@@ -177,7 +177,8 @@ class Catalog:
         runs = list(self.runs(selection))
         if not runs:
             raise CircuitdbError("the catalog has no runs")
-        result = Similarity(runs, similarity(self.store, runs, edges, weighted), edges, weighted)
+        every = selection is None or selection == Selection()
+        result = Similarity(runs, similarity(self.store, runs, edges, weighted, every), edges, weighted)
         if plot:
             from circuitdb.analysis.plots import heatmap
 
