@@ -13,7 +13,8 @@ from circuitdb.queries import run_query
 from circuitdb.queries.selection import RunInfo
 from circuitdb.store.base import Store
 
-ROWS_PER_BATCH = 100_000  # memberships + edges fetched per round of queries: bounds the memory of an export
+ROWS_PER_BATCH = 250_000  # memberships + edges fetched per round of queries: bounds the memory of an export (each round
+# scans all edges on Kuzu, which has no index on the run of an edge)
 
 
 def fetch_run(store: Store, run_id: str) -> Run:
