@@ -12,7 +12,12 @@ a larger pool, so shared / venn / similarity have real overlaps to find. Then it
 With `--scale 500,1000,2000` it measures whole-catalog questions instead, per catalog size and on both stores: the
 import of one export file (against adding runs one at a time), similarity over all runs (against the pairwise Cypher
 it replaced: same matrix) and the JSON export (against fetching run by run: same bytes). Each task runs in a child
-process, whose peak resident memory (VmHWM) is reported beside its time.
+process, whose peak resident memory (VmHWM) is reported beside its time; PASS/MISS lines give the bounds of the scale
+issue (similarity < 5 s and < 1 GB, export < 30 s). The old pairwise similarity is timed up to 1,000 runs unless
+--old-similarity-max-runs says otherwise: on the embedded store its memory grows with the pairs of runs that share a
+member (4.8 GB at 1,000 runs of the default catalog, about four times that at 2,000). The default runs (300 members,
+300 edges, members drawn from a pool five times a run) share more than the catalog the issue measured: its old
+similarity took 471 MB at 500 runs where this one takes 1.3 GB (608 MB with --scale-members 100 --scale-edges 100).
 
 Figures are printed as labelled lines as they come; the last line is a JSON summary of all of them.
 
@@ -45,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from circuitdb import Catalog
+from circuitdb.catalog import IMPORT_ROWS
 from circuitdb.domain import Edge, Model, Run, Task
 from circuitdb.ingest.native import FORMAT, VERSION, dumps, export_order, read_native, run_to_dict
 from circuitdb.ingest.tables import RunTables, run_tables
@@ -81,6 +87,7 @@ class Config:
     scale_edges: int = 300
     import_each: int = 100  # runs added one at a time, the baseline of the batch import
     baseline_max_runs: int = 10**9  # the old ways are timed up to this many runs
+    old_similarity_max_runs: int = 1000  # the old pairwise similarity, up to this many runs (its memory grows as pairs)
     child_timeout_s: float = 900.0
 
     @property
@@ -593,7 +600,7 @@ def scale_questions(report: Report, cfg: Config, backend: str, url: str, n: int,
         spec = {"url": url, "edges": edges, "weighted": weighted}
         new = in_child({**spec, "task": "similarity_new", "path": str(folder / f"{name}_new.npy")}, cfg.child_timeout_s)
         add_task(report, f"{prefix}_similarity_{name}_new", f"similarity {name}, new (sparse incidence)", new)
-        if n > cfg.baseline_max_runs:
+        if n > min(cfg.baseline_max_runs, cfg.old_similarity_max_runs):
             continue
         old = in_child({**spec, "task": "similarity_old", "path": str(folder / f"{name}_old.npy")}, cfg.child_timeout_s)
         label = f"similarity {name}, old (pairwise Cypher)"
@@ -633,7 +640,7 @@ def bench_scale(report: Report, cfg: Config) -> None:
             export.write_text(dumps(build_runs(sized)))
             section(f"{n:,} runs: Kuzu")
             catalog = folder / "catalog.kuzu"
-            if add_task(report, f"kuzu_{n}_import", f"import json of {n:,} runs (Catalog.add, one batch)",
+            if add_task(report, f"kuzu_{n}_import", f"import json of {n:,} runs (write_runs, batches of {IMPORT_ROWS:,} rows)",
                         in_child({"task": "import", "url": f"kuzu:{catalog}", "path": str(export)}, cfg.child_timeout_s)):
                 report.add(f"kuzu_{n}_file_mb", kuzu_size_mb(catalog), "  catalog file", "MB")
             each = folder / "each.kuzu"
@@ -642,14 +649,14 @@ def bench_scale(report: Report, cfg: Config) -> None:
                         in_child({"task": "import_each", "url": f"kuzu:{each}", "path": str(export), "count": count},
                                  cfg.child_timeout_s)) and f"kuzu_{n}_import_s" in report.figures:
                 one, batch = report.figures[f"kuzu_{n}_import_each_s"] / count, report.figures[f"kuzu_{n}_import_s"] / n
-                report.add(f"kuzu_{n}_import_ratio", one / batch, "  per run: one at a time / one batch", "x",
+                report.add(f"kuzu_{n}_import_ratio", one / batch, "  per run: one at a time / batched import", "x",
                            f"[file per run {kuzu_size_mb(each) / count * n / report.figures[f'kuzu_{n}_file_mb']:,.1f}x]")
             scale_questions(report, cfg, "kuzu", f"kuzu:{catalog}", n, folder)
             if neo4j_server:
                 section(f"{n:,} runs: Neo4j")
                 uri, proc = neo4j_server.start()
                 try:
-                    add_task(report, f"neo4j_{n}_import", f"import json of {n:,} runs (one transaction per run)",
+                    add_task(report, f"neo4j_{n}_import", f"import json of {n:,} runs (write_runs: a transaction per run)",
                              in_child({"task": "import", "url": uri, "path": str(export)}, cfg.child_timeout_s))
                     scale_questions(report, cfg, "neo4j", uri, n, folder)
                 finally:
@@ -676,6 +683,27 @@ def print_scale_summary(report: Report, cfg: Config) -> None:
                   f"{cell(f'{p}_import'):>16} {f'{size:,.0f}' if size else '-':>8}", flush=True)
 
 
+SCALE_SIMILARITY_MAX_S, SCALE_MAX_MB, SCALE_EXPORT_MAX_S = 5.0, 1024.0, 30.0
+ISSUE_BEFORE = ("similarity over all runs on the embedded store 6.8 s / 471 MB at 500 runs, 18 s / 1.2 GB at 1,000, "
+                "34 s / 4.0 GB at 2,000; on Neo4j 11 s, 42 s, failure at 2,000; export of 2,000 runs about 300 s / "
+                "1.7 GB; 2,000 runs imported as one batch 31 s / 29 MB file, one at a time 45 min / 2.27 GB")
+
+
+def print_scale_targets(report: Report, cfg: Config) -> None:
+    """Whole-catalog bounds at each size (informational): similarity < 5 s and < 1 GB, export < 30 s."""
+    section("Targets (informational): similarity < 5 s and < 1 GB, JSON export < 30 s, at every size")
+    for n in cfg.scale:
+        for backend in ("kuzu",) if cfg.skip_neo4j else ("kuzu", "neo4j"):
+            p = f"{backend}_{n}"
+            for name in SIMILARITY_VARIANTS:
+                report.target(f"{backend} {n:,} runs: similarity {name}", f"{p}_similarity_{name}_new_s",
+                              SCALE_SIMILARITY_MAX_S, True, "s")
+                report.target(f"{backend} {n:,} runs: similarity {name}, peak memory",
+                              f"{p}_similarity_{name}_new_peak_mb", SCALE_MAX_MB, True, "MB")
+            report.target(f"{backend} {n:,} runs: export .json", f"{p}_export_new_s", SCALE_EXPORT_MAX_S, True, "s")
+    print(f"\n  before (issue 17, its own catalog): {ISSUE_BEFORE}", flush=True)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -699,6 +727,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
                         help="runs added one at a time as the import baseline with --scale (default 100)")
     parser.add_argument("--baseline-max-runs", type=int, default=10**9,
                         help="time the old similarity and export only up to this many runs (default: always)")
+    parser.add_argument("--old-similarity-max-runs", type=int, default=1000,
+                        help="time the old pairwise similarity only up to this many runs (default 1,000: on Kuzu its "
+                             "memory grows with the pairs of runs sharing a member, 4.8 GB at 1,000 runs of the default "
+                             "catalog, about four times that at 2,000)")
     parser.add_argument("--child-timeout", type=float, default=900.0,
                         help="seconds one measured task may take with --scale (default 900)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measured task, as JSON
@@ -710,6 +742,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
                  edge_repeat=args.edge_repeat, edge_budget_s=args.edge_budget, seed=args.seed,
                  skip_neo4j=args.skip_neo4j, scale=args.scale, scale_members=args.scale_members,
                  scale_edges=args.scale_edges, import_each=args.import_each, baseline_max_runs=args.baseline_max_runs,
+                 old_similarity_max_runs=args.old_similarity_max_runs,
                  child_timeout_s=args.child_timeout)
     cfg.check()
     return cfg
@@ -723,9 +756,10 @@ def main(argv: list[str] | None = None) -> int:
         section(f"Whole-catalog questions at {', '.join(f'{n:,}' for n in cfg.scale)} runs")
         bench_scale(report, cfg)
         print_scale_summary(report, cfg)
+        print_scale_targets(report, cfg)
         section("Done")
         report.add("total_s", time.perf_counter() - began, "whole benchmark", "s")
-        print(json.dumps({"config": asdict(cfg), "figures": report.figures}), flush=True)
+        print(json.dumps({"config": asdict(cfg), "figures": report.figures, "targets": report.targets}), flush=True)
         return 0
     section("Synthetic catalog")
     print(f"  {cfg.runs} runs on {MODEL.name}: {cfg.members_per_run:,} members and {cfg.edges_per_run:,} edges each "

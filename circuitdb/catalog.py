@@ -40,6 +40,7 @@ from circuitdb.queries.similarity import similarity
 from circuitdb.store.base import Store, open_store
 
 IMPORT_KINDS = ("seqcont", "eap-ig", "json")
+IMPORT_ROWS = 200_000  # memberships + edges per batch of an import: bounds its memory (and a Kuzu transaction)
 
 
 class Catalog:
@@ -123,10 +124,13 @@ class Catalog:
                     threshold: float | None = None, method: str | None = None, ablation: str = "mean") -> Runs:
         """Read another tool's file (`seqcont`, `eap-ig`) or circuitdb's own export (`json`) and write its runs."""
         if kind == "json":
-            from circuitdb.ingest.native import read_native
+            from circuitdb.ingest.native import native_batches
 
-            runs = read_native(path)
-        elif kind in IMPORT_KINDS:
+            written: list[str] = []
+            for batch in native_batches(path, IMPORT_ROWS):  # all runs are checked before the first batch comes
+                written += self.add(batch)
+            return self._written(written)
+        if kind in IMPORT_KINDS:
             if model is None or task is None:
                 raise CircuitdbError(f"importing a {kind} file needs its model and task")
             check_name(model, "model name")
@@ -232,7 +236,8 @@ class Catalog:
         runs = list(self.runs(selection))
         if not runs:
             raise CircuitdbError("the catalog has no runs")
-        result = Similarity(runs, similarity(self.store, runs, edges, weighted), edges, weighted)
+        every = selection is None or selection == Selection()
+        result = Similarity(runs, similarity(self.store, runs, edges, weighted, every), edges, weighted)
         if plot:
             from circuitdb.analysis.plots import heatmap
 

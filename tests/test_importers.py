@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from fixtures import catalog_runs
 
-from circuitdb import Catalog, CircuitdbError, Selection, Task
+from circuitdb import Catalog, CircuitdbError, Edge, Selection, Task
+from circuitdb import catalog as catalog_module
 from circuitdb.domain import model_named
+from circuitdb.ingest import native as native_module
 from circuitdb.ingest.eapig import read_eapig
-from circuitdb.ingest.native import dumps, read_native
+from circuitdb.ingest.native import dumps, native_batches, read_native
 from circuitdb.ingest.seqcont import read_seqcont
 from circuitdb.queries import runs as runs_module
 
@@ -161,3 +164,102 @@ def test_native_errors(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     with pytest.raises(CircuitdbError, match=r"runs\[0\]: missing or malformed field"):
         read_native(path)
+
+
+def _batch_ids(path: Path, rows: int) -> list[list[str]]:
+    return [[r.id for r in batch] for batch in native_batches(path, rows)]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])  # pieces splitting every token, to the whole file at once
+def test_native_batches_read_the_file_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """The runs read_native reads, in file order, in lists bounded by memberships + edges (a larger run alone)."""
+    monkeypatch.setattr(native_module, "READ_CHUNK", chunk)
+    runs = catalog_runs()[:8]
+    path = tmp_path / "runs.json"
+    path.write_text(dumps(runs))
+    whole = read_native(path)
+    monkeypatch.setattr(native_module, "read_json", None)  # the file is read in pieces, never whole
+    limit = 2 * max(len(r.components) + len(r.edges) for r in runs)
+    batches = list(native_batches(path, limit))
+    assert [r.validate() for batch in batches for r in batch] == whole
+    assert len(batches) > 1
+    assert all(sum(len(r.components) + len(r.edges) for r in batch) <= limit for batch in batches)
+    assert _batch_ids(path, 1) == [[r.id] for r in whole]
+    path.write_text(json.dumps({"format": "circuitdb", "version": 1, "runs": []}))
+    assert _batch_ids(path, limit) == []
+
+
+def test_native_batches_read_unusual_layouts_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys out of order, compact JSON, extra keys: the same runs; malformed JSON and bad runs: read_native's error,
+    raised before any batch, even when the bad run comes after a whole batch of good ones."""
+    monkeypatch.setattr(native_module, "READ_CHUNK", 16)
+    runs = catalog_runs()[:4]
+    doc = json.loads(dumps(runs))
+    path = tmp_path / "runs.json"
+    path.write_text(dumps(runs))
+    ids = [r.id for r in read_native(path)]
+    for layout in ({"runs": doc["runs"], "format": "circuitdb", "version": 1}, {**doc, "note": [1, {"a": 2}]},
+                   {"note": 1.5, **doc}):
+        path.write_text(json.dumps(layout))
+        assert [i for batch in _batch_ids(path, 1) for i in batch] == ids
+    for text in (dumps(runs)[:-3], dumps(runs) + "x", '{"format": "circuitdb", "version": 1, "version": 2, "runs": []}',
+                 '{"format": "other", "version": 1, "runs": []}', "[]", ""):
+        path.write_text(text)
+        with pytest.raises(CircuitdbError) as expected:
+            read_native(path)
+        with pytest.raises(CircuitdbError, match=re.escape(str(expected.value))):
+            next(native_batches(path, 1))
+    doc["runs"][3]["threshold"] = 2
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CircuitdbError, match=r"runs\[3\]: threshold must be in"):
+        next(native_batches(path, 1))
+
+
+def test_import_json_writes_bounded_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`import json` hands the store's batch write lists of runs bounded by IMPORT_ROWS, and writes nothing when a
+    run late in the file is bad."""
+    runs = catalog_runs()
+    path = tmp_path / "runs.json"
+    path.write_text(dumps(runs))
+    limit = 3 * max(len(r.components) + len(r.edges) for r in runs)
+    monkeypatch.setattr(catalog_module, "IMPORT_ROWS", limit)
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as cat:
+        calls: list[int] = []
+        write_runs = cat.store.write_runs
+        monkeypatch.setattr(cat.store, "write_runs",
+                            lambda batch: (calls.append(sum(t.includes.num_rows + t.edges.num_rows for t in batch)),
+                                           write_runs(batch)))
+        assert len(cat.import_file("json", path)) == len(runs)
+        assert len(calls) > 1 and max(calls) <= limit and sum(calls) == sum(len(r.components) + len(r.edges) for r in runs)
+        assert {r.id for r in cat.runs()} == {r.id for r in runs}
+    doc = json.loads(dumps(runs))
+    doc["runs"][-1]["edges"][0]["weight"] = "heavy"
+    path.write_text(json.dumps(doc))
+    with Catalog(f"kuzu:{tmp_path / 'd.kuzu'}") as cat:
+        with pytest.raises(CircuitdbError, match=rf"runs\[{len(runs) - 1}\]: edge 0"):
+            cat.import_file("json", path)
+        assert len(cat.runs()) == 0
+
+
+def test_run_with_an_edge_end_outside_its_members(store_url: str) -> None:
+    """Edges arrive with node numbers for their ends, named from the run's members; an end that is not a member
+    (which the write path refuses, but an older catalog may hold) is named by a lookup of its own."""
+    runs = catalog_runs()
+    first = runs[0]
+    second = next(r for r in runs if set(r.components) - set(first.components))
+    outsider = next(n for n in second.components if n not in first.components)
+    with Catalog(store_url) as cat:
+        cat.add([first, second])
+        model = first.model.name
+        write = (f"MATCH (a:Component {{id: '{model}/{outsider}'}}), (b:Component {{id: '{model}/logits'}}) "
+                 f"CREATE (a)-[:EDGE {{run_id: '{first.id}', weight: 0.5, input: ''}}]->(b)")
+        if cat.store.backend == "kuzu":
+            cat.store._exec(write)
+        else:
+            with cat.store.driver.session() as session:
+                session.run(write).consume()
+        again = cat.run(first.id)
+        assert sorted(again.edges, key=lambda e: e.key) == sorted([*first.edges, Edge(outsider, "logits", 0.5)],
+                                                                  key=lambda e: e.key)
+        exported = json.loads(dumps([again]))["runs"][0]
+        assert {"sender": outsider, "receiver": "logits", "input": "", "weight": 0.5} in exported["edges"]

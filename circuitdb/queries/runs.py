@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from circuitdb.domain import Edge, Model, Run, Task, parse_component
 from circuitdb.errors import CircuitdbError
@@ -13,7 +13,8 @@ from circuitdb.queries import run_query
 from circuitdb.queries.selection import RunInfo
 from circuitdb.store.base import Store
 
-ROWS_PER_BATCH = 100_000  # memberships + edges fetched per round of queries: bounds the memory of an export
+ROWS_PER_BATCH = 250_000  # memberships + edges fetched per round of queries: bounds the memory of an export (each round
+# scans all edges on Kuzu, which has no index on the run of an edge)
 
 
 def fetch_run(store: Store, run_id: str) -> Run:
@@ -55,21 +56,32 @@ def _runs(store: Store, heads: list[dict], edge_query: str) -> list[Run]:
     evaluations = defaultdict(dict)
     for e in run_query(store, "evaluations", run_ids=ids):
         evaluations[e["run"]][e["task"]] = e["performance"]
-    order: dict[str, tuple] = {}  # forward order of each component name, worked out once per batch
+    name = {node: n for row in members.values() for node, n in zip(row["nodes"], row["components"])}
+    ends: set[int] = set()
+    for row in edges.values():
+        ends.update(row["senders"], row["receivers"])
+    missing = ends - name.keys()
+    if missing:  # an edge end that is not a member of its run (the write path refuses them; older catalogs)
+        name.update((r["node"], r["name"]) for r in run_query(store, "component_names", nodes=sorted(missing)))
+    for row in edges.values():  # the ends of edges by name
+        for end in ("senders", "receivers"):
+            row[end] = list(map(name.__getitem__, row[end]))
+    place = {n: parse_component(n).sort_key() for n in set(name.values())}  # forward order, once per batch
+    level = {key: i for i, key in enumerate(sorted(set(place.values())))}
+    rank = {n: level[key] for n, key in place.items()}  # the same order as a number (equal places, equal numbers)
+    return [_run(h, members.get(h["id"]), edges.get(h["id"]), evaluations[h["id"]], rank) for h in heads]
 
-    def place(name: str) -> tuple:
-        if name not in order:
-            order[name] = parse_component(name).sort_key()
-        return order[name]
 
-    return [_run(h, members.get(h["id"]), edges.get(h["id"]), evaluations[h["id"]], place) for h in heads]
-
-
-def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[str, float],
-         place: Callable[[str], tuple]) -> Run:
-    """A run as stored (its names were made canonical when it was written), members and edges in forward order."""
+def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[str, float], rank: dict[str, int]) -> Run:
+    """A run as stored (its names were made canonical when it was written), members and edges in forward order (an
+    edge by receiver, input, sender)."""
     scores = dict(zip(members["components"], members["scores"])) if members else {}
-    found = zip(edges["senders"], edges["receivers"], edges["inputs"], edges["weights"]) if edges else ()
+    found: list[Edge] = []
+    if edges:
+        senders, receivers, weights = edges["senders"], edges["receivers"], edges["weights"]
+        inputs = [i or "" for i in edges["inputs"]]
+        order = sorted(zip(map(rank.__getitem__, receivers), inputs, map(rank.__getitem__, senders), range(len(inputs))))
+        found = [Edge(senders[k], receivers[k], weights[k], inputs[k]) for *_, k in order]
     return Run(
         model=Model(row["model"], row["n_layers"], row["n_heads"], row["d_model"], row["source"] or ""),
         task=Task(row["task"], row["family"] or "", row["description"] or "", row["n_prompts"]),
@@ -77,8 +89,8 @@ def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[
         threshold=row["threshold"],
         ablation=row["ablation"],
         metric=row["metric"],
-        components={name: scores[name] for name in sorted(scores, key=place)},
-        edges=[Edge(s, r, w, i or "") for s, r, i, w in sorted(found, key=lambda e: (place(e[1]), e[2] or "", place(e[0])))],
+        components={name: scores[name] for name in sorted(scores, key=rank.__getitem__)},
+        edges=found,
         faithfulness=row["faithfulness"],
         completeness=row["completeness"],
         params=json.loads(row["params"] or "{}"),

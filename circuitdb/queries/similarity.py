@@ -19,9 +19,11 @@ DENSE_SHARE = 16  # an item held by at least 1/16 of the runs goes through the d
 DENSE_CELLS = 1 << 23  # cells of one dense block of the incidence matrix (32 MB)
 
 
-def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted: bool = False) -> pd.DataFrame:
-    """Square matrix indexed by run labels; weighted uses |score| (|weight| for edges), a missing score counting 1."""
-    rows, items, weights = incidence(store, runs, edges, weighted)
+def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted: bool = False,
+               every: bool = False) -> pd.DataFrame:
+    """Square matrix indexed by run labels; weighted uses |score| (|weight| for edges), a missing score counting 1.
+    `every`: the runs are all the catalog holds."""
+    rows, items, weights = incidence(store, runs, edges, weighted, every)
     n = len(runs)
     size = np.bincount(rows, weights, minlength=n)
     shared = np.bincount(items)[items] > 1  # an item only one run holds is in no overlap
@@ -34,22 +36,36 @@ def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted:
     return pd.DataFrame(matrix, index=names, columns=names)
 
 
-def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool,
+              every: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(run position, item code, weight) per membership (per edge; weight 1 unless `weighted`), fetched in batches of
-    about ITEMS_PER_QUERY items."""
+    about ITEMS_PER_QUERY items. The store names items by its node numbers (an edge by its sender's, its receiver's
+    and its input's): numbers arrive and are coded in bulk, where names would cost a string each. The edges of
+    `every` run in one batch come from similarity_edges_all (a scan where the store has no index to join with)."""
     position = {r.id: i for i, r in enumerate(runs)}
     size = {r.id: r.n_edges if edges else r.n_nodes for r in runs}
-    codes: dict[str, int] = {}
-    rows, items, weights = [], [], []
-    for batch in batches(list(position), size, ITEMS_PER_QUERY):
-        for row in run_query(store, "similarity_edges" if edges else "similarity", run_ids=batch, weighted=weighted):
-            found = row["items"]
-            rows.append(np.full(len(found), position[row["run"]], np.int64))
-            items.append(np.fromiter((codes.setdefault(k, len(codes)) for k in found), np.int64, len(found)))
-            weights.append(np.asarray(row["weights"], np.float64) if weighted else np.ones(len(found)))
+    rows, keys, weights = [], [], []
+    columns = ("senders", "receivers", "inputs") if edges else ("items",)
+    parts = list(batches(list(position), size, ITEMS_PER_QUERY))
+    query = "similarity_edges" + ("_all" if every and len(parts) == 1 else "") if edges else "similarity"
+    for batch in parts:
+        for row in run_query(store, query, run_ids=batch, weighted=weighted):
+            if row["run"] not in position:  # written since the runs were listed
+                continue
+            count = len(row[columns[0]])
+            rows.append(np.full(count, position[row["run"]], np.int64))
+            keys.append([np.asarray(row[c], np.int64) for c in columns])
+            weights.append(np.asarray(row["weights"], np.float64) if weighted else np.ones(count))
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(rows), np.concatenate(items), np.concatenate(weights)
+    if edges:
+        senders, receivers, inputs = (np.concatenate([k[c] for k in keys]) for c in range(3))
+        nodes = np.unique(np.concatenate([senders, receivers]), return_inverse=True)[1]
+        sender, receiver = nodes[: len(senders)], nodes[len(senders):]
+        items = (sender * (int(nodes.max()) + 1) + receiver) * 4 + inputs
+    else:
+        items = np.concatenate([k[0] for k in keys])
+    return np.concatenate(rows), np.unique(items, return_inverse=True)[1].astype(np.int64), np.concatenate(weights)
 
 
 def shared_count(rows: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:

@@ -3,5 +3,5 @@
 UNWIND $run_ids AS run
 MATCH (a:Component)-[e:EDGE]->(b:Component)
 WHERE e.run_id = run
-RETURN run, collect(a.name) AS senders, collect(b.name) AS receivers, collect(e.input) AS inputs,
+RETURN run, collect(offset(id(a))) AS senders, collect(offset(id(b))) AS receivers, collect(e.input) AS inputs,
        collect(e.weight) AS weights

@@ -1,0 +1,6 @@
+// Neo4j variant of similarity.cypher: the node numbers are id(c) (stable while the node exists; components are never
+// deleted).
+MATCH (r:Run)-[i:INCLUDES]->(c:Component)
+WHERE r.id IN $run_ids
+RETURN r.id AS run, collect(id(c)) AS items,
+       collect(CASE WHEN $weighted THEN coalesce(abs(i.score), 1.0) END) AS weights
