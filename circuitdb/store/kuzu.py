@@ -34,6 +34,7 @@ OUTSIDE_OPERATORS = {"COPY_TO", "COPY_FROM", "EXPORT_DATABASE", "IMPORT_DATABASE
 # table functions that read the catalog itself (READ_FTABLE is Kuzu's own intermediate result); file readers are not here
 READ_FUNCTIONS = {"READ_FTABLE", "TABLE_INFO", "CURRENT_SETTING", "DB_VERSION", "STORAGE_INFO"}
 READ_FUNCTION_PREFIXES = ("SHOW_",)
+NO_CATALOG = "{path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` to add one)"
 # Kuzu's write journal (not part of the catalog schema): staging ids of run writes not yet published
 JOURNAL = "Unfinished"
 JOURNAL_DDL = f"CREATE NODE TABLE IF NOT EXISTS {JOURNAL}(id STRING, components STRING[], PRIMARY KEY(id))"
@@ -73,6 +74,9 @@ class KuzuStore(SmallWrites):
         while True:
             try:
                 fcntl.flock(lock, (fcntl.LOCK_SH if self.read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                if self._must_hold_catalog and not self.read_only and not self._holds_catalog():
+                    lock.close()
+                    raise StoreError(NO_CATALOG.format(path=self.path))
                 self.db = kuzu.Database(str(self.path), read_only=self.read_only)
                 self._conn, self._lock = kuzu.Connection(self.db), lock
                 return
@@ -121,9 +125,19 @@ class KuzuStore(SmallWrites):
         """Refuse a database without a catalog in it (once), rather than adding one to it."""
         if "Run" not in {r["name"] for r in self._rows("CALL show_tables() RETURN name")}:
             self.release()
-            raise StoreError(f"{self.path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` "
-                             "to add one)")
+            raise StoreError(NO_CATALOG.format(path=self.path))
         self._must_hold_catalog = False
+
+    def _holds_catalog(self) -> bool:
+        """Whether the file holds a catalog, looked at read-only: opening another program's database to write
+        may rewrite it on close."""
+        probe = kuzu.Database(str(self.path), read_only=True)
+        try:
+            tables = kuzu.Connection(probe).execute("CALL show_tables() RETURN name").get_as_df()["name"]
+        finally:
+            probe.close()
+        self._must_hold_catalog = "Run" not in set(tables)
+        return not self._must_hold_catalog
 
     def init(self) -> None:
         for statement in [*kuzu_ddl(), JOURNAL_DDL]:
