@@ -33,8 +33,8 @@ from circuitdb.progress import Reporter
 from circuitdb.queries import run_query
 from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
 from circuitdb.queries.overlap import diff, ladder, shared, venn
-from circuitdb.queries.results import Diff, Ladder, Rows, RunDetail, Runs, Shared, Similarity, Venn, Written, runs_title
-from circuitdb.queries.runs import export_runs, fetch_run
+from circuitdb.queries.results import Curves, Diff, Ladder, Rows, RunDetail, Runs, Shared, Similarity, Venn, Written, runs_title
+from circuitdb.queries.runs import curve_points, export_runs, fetch_run
 from circuitdb.queries.selection import RunInfo, Selection, all_runs, labels, resolve
 from circuitdb.queries.similarity import similarity
 from circuitdb.store.base import Store, open_store
@@ -243,6 +243,21 @@ class Catalog:
 
             with writing(plot):
                 heatmap(result.matrix, plot, result.title)
+        return result
+
+    def curve(self, selection: Selection, plot: Path | None = None) -> Curves:
+        """The faithfulness curves of the selected runs (runs of path, eap and eap-ig carry one); `plot` draws them in
+        one figure, methods side by side."""
+        if plot:
+            check_output(plot)
+        runs = self.select(selection)
+        result = Curves(runs, labels(runs), curve_points(self.store, runs))
+        if plot:
+            from circuitdb.analysis.plots import curve_plot
+
+            with writing(plot):
+                legend = {r.id: f"{label} (CPR {r.cpr:.3f}, CMD {r.cmd:.3f})" for r, label in zip(runs, result.labels)}
+                curve_plot(result.points, legend, plot, runs_title(runs))
         return result
 
     def ladder(self, model: str, task: str, methods: tuple[str, ...] = ()) -> Ladder:

@@ -156,6 +156,17 @@ def similarity(store: str | None, fmt: str | None, edges: bool, weighted: bool, 
 
 
 @main.command()
+@selection_options
+@click.option("-o", "--output", "plot", type=PATH, help="The curves in one plot (.png/.svg/.pdf).")
+@store_option
+@output_options
+def curve(store: str | None, fmt: str | None, plot: Path | None, **kw: Any) -> None:
+    """Faithfulness at 0.1 ... 100 % of each selected run's ranked edges, with CPR and CMD (MIB)."""
+    with open_catalog(store, read_only=True) as catalog:
+        render(catalog.curve(selection(**kw), plot), fmt)
+
+
+@main.command()
 @click.option("--model", required=True)
 @click.option("--task", required=True)
 @click.option("--method", "methods", multiple=True, help="Only runs of this method (repeatable).")
@@ -220,17 +231,21 @@ def delete(run_id: str, store: str | None) -> None:
 def _job_options(f: Callable) -> Callable:
     for option in reversed([
         click.option("--method", "methods", multiple=True, default=("prune",), show_default=True,
-                     help="prune (iterative node pruning), eap, eap-ig (edge attribution over the full graph)."),
-        click.option("--edges", default="path", show_default=True, help="Edges of pruned circuits: path, eap, eap-ig, none."),
-        click.option("--ablation", default="mean", show_default=True, help="mean, zero or resample (over corrupted prompts)."),
+                     help="prune (iterative node pruning); path, eap, eap-ig (rank every edge of the full graph by "
+                          "path patching, EAP, EAP-IG; keep the fewest whose edge circuit holds)."),
+        click.option("--edges", default="path", show_default=True,
+                     help="How pruned circuits rank their edges (path, eap, eap-ig) before keeping the fewest whose edge "
+                          "circuit holds, or none."),
+        click.option("--ablation", default="mean", show_default=True,
+                     help="The one intervention for nodes and edges: mean, zero, resample (over corrupted prompts) or "
+                          "patch (each prompt's own corrupted run)."),
         click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True,
                      help="Prompts per task before filtering."),
         click.option("--seed", default=0, show_default=True),
         click.option("--nested/--no-nested", default=True, show_default=True,
                      help="Prune each lower threshold starting from the stricter threshold's circuit."),
-        click.option("--edge-threshold", default=0.99, show_default=True,
-                     help="Keep edges whose patched performance falls below this fraction of the circuit's."),
-        click.option("--ig-steps", type=AT_LEAST_1, default=5, show_default=True, help="Integration steps of EAP-IG."),
+        click.option("--ig-steps", type=AT_LEAST_1, default=None, help="Integration steps of EAP-IG (default 5)."),
+        click.option("--signed", is_flag=True, help="Rank edges by signed score instead of |score|."),
         click.option("--robust", type=AT_LEAST_0, default=0, show_default=True,
                      help="Also prune over K random orders; record survival."),
         click.option("--device", default="cpu", show_default=True),

@@ -314,6 +314,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# a run's measured numbers (each None when not measured), as stored on its Run node
+MEASURES = ("faithfulness", "faithfulness_normalised", "edge_faithfulness", "kl", "accuracy", "completeness", "cpr", "cmd")
+DIRECTIONS = ("noising", "denoising")
+
+
 @dataclass
 class Run:
     """One circuit: model x task x method x ablation x metric x threshold, its members, edges and provenance."""
@@ -326,8 +331,15 @@ class Run:
     metric: str = "logit_diff"
     components: dict[str, float | None] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
-    faithfulness: float | None = None
+    faithfulness: float | None = None  # the node circuit's m(C) / m(full)
     completeness: float | None = None
+    direction: str = "noising"  # the circuit kept clean, the rest at its reference (denoising: the reverse)
+    faithfulness_normalised: float | None = None  # (m(C) - m(empty)) / (m(full) - m(empty))
+    edge_faithfulness: float | None = None  # the stored edge set's m / m(full), evaluated jointly
+    kl: float | None = None  # mean KL(full || circuit) at the last position, nats
+    accuracy: float | None = None  # share of prompts whose top-1 token is the answer
+    cpr: float | None = None  # area under the faithfulness curve of the method's edge ranking (MIB)
+    cmd: float | None = None  # area under |1 - faithfulness| of that curve (MIB)
     params: dict = field(default_factory=dict)
     dataset_hash: str = ""
     seed: int | None = None
@@ -381,8 +393,10 @@ class Run:
         for what in ("method", "ablation", "metric"):
             check_name(getattr(self, what), what)
         check_threshold(self.threshold)
-        self.faithfulness = check_number(self.faithfulness, "faithfulness")
-        self.completeness = check_number(self.completeness, "completeness")
+        for measure in MEASURES:
+            setattr(self, measure, check_number(getattr(self, measure), measure))
+        if self.direction not in DIRECTIONS:
+            raise CircuitdbError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         check_json_object(self.params, "params")
         check_json_object(self.versions, "versions")
         if not isinstance(self.dataset_hash, str):

@@ -37,6 +37,10 @@ class Index:
     properties: tuple[str, ...]
 
 
+# properties added since the first catalogs: an older embedded file gains them on its next writable open
+ADDED = {"Run": {"direction": "STRING", "faithfulness_normalised": "DOUBLE", "edge_faithfulness": "DOUBLE", "kl": "DOUBLE",
+                 "accuracy": "DOUBLE", "cpr": "DOUBLE", "cmd": "DOUBLE"}}
+
 NODES = {
     n.label: n
     for n in (
@@ -47,7 +51,7 @@ NODES = {
         NodeTable("Run", {"id": "STRING", "method": "STRING", "ablation": "STRING", "metric": "STRING", "threshold": "DOUBLE",
                           "faithfulness": "DOUBLE", "completeness": "DOUBLE", "n_nodes": "INT64", "n_edges": "INT64",
                           "params": "STRING", "dataset_hash": "STRING", "seed": "INT64", "versions": "STRING",
-                          "created_at": "STRING"}, "run_id"),
+                          "created_at": "STRING", **ADDED["Run"]}, "run_id"),
         NodeTable("Component", {"id": "STRING", "model_id": "STRING", "name": "STRING", "kind": "STRING", "layer": "INT64",
                                 "index": "INT64", "dictionary": "STRING"}, "component_id"),
         NodeTable("SteeringVector", {"id": "STRING", "model_id": "STRING", "name": "STRING", "layer": "INT64",
@@ -84,7 +88,8 @@ def _columns(properties: dict[str, str]) -> str:
 def kuzu_ddl() -> list[str]:
     """CREATE NODE/REL TABLE statements, idempotent."""
     nodes = [f"CREATE NODE TABLE IF NOT EXISTS {n.label}({_columns(n.properties)[2:]}, PRIMARY KEY(id))" for n in NODES.values()]
-    return nodes + [
+    added = [f"ALTER TABLE {label} ADD IF NOT EXISTS {name} {kind}" for label, new in ADDED.items() for name, kind in new.items()]
+    return nodes + added + [
         f"CREATE REL TABLE IF NOT EXISTS {r.type}(FROM {r.source} TO {r.target}{_columns(r.properties)})" for r in RELS.values()
     ]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from independent import Independent
 from transformer_lens import HookedTransformerConfig, patching
 from transformer_lens.utilities import get_act_name
 
@@ -169,26 +170,50 @@ def independent_performance(lm, data, names: set[str]) -> float:
         return ld(model.run_with_hooks(data.clean, fwd_hooks=hooks)) / ld(model(data.clean))
 
 
-def test_discovered_circuits_meet_their_thresholds_and_nest(lm, tmp_path: Path) -> None:
-    spec = JobSpec("toy", ["digits", "months"], [0.97, 0.8], n_prompts=32)
+def test_the_demos_circuits_hold_when_measured_independently(lm, tmp_path: Path) -> None:
+    """The demo's job (examples/demo.sh): every stored run's node circuit and its stored edge set, re-measured with
+    plain TransformerLens hooks (`independent.py`), reach the threshold and match the recorded faithfulness and
+    edge_faithfulness; the ladders nest."""
+    tasks = ["digits", "numwords", "months"]
+    spec = JobSpec("toy", tasks, [0.97, 0.9, 0.8], methods=["prune"], edges="path")
     with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
         runs = discover(spec, on_run=catalog.add, lm=lm)
-        assert len(runs) == 4 and len(catalog.runs()) == 4
-        tasks = {name: build_task(name, lm, n_prompts=32) for name in ("digits", "months")}
+        assert len(runs) == 9 and len(catalog.runs()) == 9
+        data = {name: build_task(name, lm) for name in tasks}
+        independents = {name: Independent(lm.model, task, "mean") for name, task in data.items()}
         for info in catalog.runs():
             run = catalog.run(info.id)
             nodes = {n for n in run.components if n not in ("input", "logits")}
-            measured = independent_performance(lm, tasks[run.task.name], nodes)
+            measured = independent_performance(lm, data[run.task.name], nodes)
             assert measured >= run.threshold - 1e-6
             assert measured == pytest.approx(run.faithfulness, abs=1e-4)
-            assert run.edges and all(e.weight > 0 for e in run.edges)
-            assert set(run.evaluations) == {"digits", "months"} - {run.task.name}
-        for task in ("digits", "months"):
+            joint = independents[run.task.name].faithfulness(lm.graph, {(e.sender, e.receiver, e.input) for e in run.edges})
+            assert joint >= run.threshold - 1e-6
+            assert joint == pytest.approx(run.edge_faithfulness, abs=1e-4)
+            assert run.faithfulness_normalised is not None and run.kl >= 0 and 0 <= run.accuracy <= 1
+            assert set(run.evaluations) == set(tasks) - {run.task.name}
+        for task in tasks:
             ladder = catalog.ladder("toy", task).rungs
-            assert list(ladder["threshold"]) == [0.97, 0.8]
-            assert bool(ladder["within_stricter"].iloc[1])  # nested: the 0.8 circuit sits inside the 0.97 one
-            low = catalog.run(ladder["run"].iloc[1])
-            assert low.nests_in == ladder["run"].iloc[0]
+            assert list(ladder["threshold"]) == [0.97, 0.9, 0.8]
+            assert ladder["within_stricter"].iloc[1:].all()  # nested: each circuit sits inside the stricter one
+            low = catalog.run(ladder["run"].iloc[2])
+            assert low.nests_in == ladder["run"].iloc[1]
+
+
+@pytest.mark.parametrize("method", ["path", "eap", "eap-ig"])
+def test_edge_methods_store_the_fewest_edges_that_hold_jointly(lm, method: str) -> None:
+    """Ranked-edge circuits: the stored edges hold jointly (independently re-measured), one edge fewer from the top
+    of the ranking does not, and the curve ends at the full model."""
+    data = build_task("months", lm, n_prompts=32)
+    independent = Independent(lm.model, data, "mean")
+    (run,) = discover(JobSpec("toy", ["months"], [0.85], methods=[method], n_prompts=32), on_run=lambda r: None, lm=lm)
+    kept = [(e.sender, e.receiver, e.input) for e in run.edges]
+    assert independent.faithfulness(lm.graph, set(kept)) == pytest.approx(run.edge_faithfulness, abs=1e-4)
+    assert run.edge_faithfulness >= 0.85
+    weakest = min(kept, key=lambda key: abs(next(e.weight for e in run.edges if (e.sender, e.receiver, e.input) == key)))
+    assert independent.faithfulness(lm.graph, set(kept) - {weakest}) < 0.85
+    curve = run.params["curve"]
+    assert curve["faithfulness"][-1] == pytest.approx(1.0, abs=1e-5) and 0 < run.cpr <= 1 and run.cmd >= 0
 
 
 def test_interrupted_sweep_keeps_finished_runs_and_resumes(lm, tmp_path: Path) -> None:

@@ -188,3 +188,30 @@ def test_a_run_without_the_model_shape_keeps_the_stored_shape(catalog: Catalog) 
     catalog.add(Run(Model("m"), Task("b"), "prune", 0.8, components={"a0.h1": 1.0}))
     (row,) = catalog.store.read("MATCH (m:Model) RETURN m.n_layers AS l, m.n_heads AS h, m.d_model AS d, m.source AS s")
     assert row == {"l": 12, "h": 8, "d": 768, "s": "transformer_lens"}
+
+
+def test_a_catalog_from_before_the_run_measures_is_upgraded_on_a_writable_open(tmp_path: Path) -> None:
+    """An embedded file whose Run table lacks the columns of schema.ADDED: a read-only open says how to upgrade it,
+    a writable open adds them (old runs read back with those measures unknown)."""
+    import kuzu
+
+    from circuitdb.schema import ADDED
+
+    path = tmp_path / "old.kuzu"
+    old = catalog_runs()[0]
+    with Catalog(f"kuzu:{path}") as catalog:
+        catalog.add(old)
+    db = kuzu.Database(str(path))
+    connection = kuzu.Connection(db)
+    for name in ADDED["Run"]:
+        connection.execute(f"ALTER TABLE Run DROP {name}")
+    connection.close()
+    db.close()
+    with pytest.raises(StoreError, match="older circuitdb.*direction"), Catalog(f"kuzu:{path}", read_only=True) as catalog:
+        catalog.runs()
+    with Catalog(f"kuzu:{path}") as catalog:
+        (info,) = catalog.runs()
+        assert info.id == old.id and info.edge_faithfulness is None and info.direction is None
+        catalog.add(Run(old.model, old.task, "eap", 0.5, edge_faithfulness=0.7, cpr=0.9, cmd=0.1))
+    with Catalog(f"kuzu:{path}", read_only=True) as catalog:
+        assert {r.method: r.edge_faithfulness for r in catalog.runs()} == {old.method: None, "eap": 0.7}

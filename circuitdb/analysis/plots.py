@@ -82,6 +82,22 @@ def heatmap(matrix: pd.DataFrame, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def curve_plot(points: pd.DataFrame, labels: dict[str, str], path: Path, title: str = "") -> Path:
+    """Faithfulness curves (rows run, percent, faithfulness) on a log axis of edge percent, one line per run named
+    by `labels`."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for run, label in labels.items():
+        rows = points[points.run == run].sort_values("percent")
+        ax.plot(rows.percent, rows.faithfulness, marker="o", label=label)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("edges kept (% of the ranked edges)")
+    ax.set_ylabel("normalised faithfulness")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         plt.close(fig)

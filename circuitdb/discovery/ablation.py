@@ -25,9 +25,12 @@ Hook = tuple[str, Callable]
 
 def reference(acts_NX: torch.Tensor, ablation: str, seed: int = 0) -> torch.Tensor:
     """What an ablated activation takes, from its values on the reference prompts `[N, ...]`: their mean per position
-    `[1, ...]`, zeros `[1, ...]`, or the prompts in a seeded shuffle `[N, ...]` (resample)."""
+    `[1, ...]`, zeros `[1, ...]`, the prompts in a seeded shuffle `[N, ...]` (resample), or each prompt's own
+    corrupted value `[N, ...]` (patch: paired corrupted patching)."""
     if ablation not in ABLATIONS:
         raise CircuitdbError(f"unknown ablation {ablation!r} (use {', '.join(ABLATIONS)})")
+    if ablation == "patch":
+        return acts_NX
     if ablation == "resample":
         return acts_NX[torch.randperm(acts_NX.shape[0], generator=torch.Generator().manual_seed(seed))]
     mean = acts_NX.mean(0, keepdim=True)
@@ -54,25 +57,28 @@ def masking_hook(keep_KX: torch.Tensor, ref_NX: torch.Tensor) -> Callable:
 @dataclass
 class Replacement:
     """What ablated heads and MLPs output, per layer: head outputs z `[B|1, pos, n_heads, d_head]`, MLP outputs
-    `[B|1, pos, d_model]`."""
+    `[B|1, pos, d_model]`; and the reference of the embedding `[B|1, pos, d_model]` (what a removed edge from the
+    input carries)."""
 
     z: list[torch.Tensor]
     mlp: list[torch.Tensor]
+    embed: torch.Tensor
 
 
 def activations(lm: LoadedModel, tokens: torch.Tensor) -> Replacement:
-    """Per-prompt head outputs (hook_z) and MLP outputs of a plain run: the source for patching and resampling."""
+    """Per-prompt head outputs (hook_z), MLP outputs and embedding of a plain run: the source of every reference."""
     blocks = lm.graph.blocks
-    names = {b.z for b in blocks} | {b.mlp_out for b in blocks}
+    names = {b.z for b in blocks} | {b.mlp_out for b in blocks} | {blocks[0].resid_pre}
     with torch.no_grad():
         _, cache = lm.model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    return Replacement([cache[b.z] for b in blocks], [cache[b.mlp_out] for b in blocks])
+    return Replacement([cache[b.z] for b in blocks], [cache[b.mlp_out] for b in blocks], cache[blocks[0].resid_pre])
 
 
 def replacement(lm: LoadedModel, reference_tokens: torch.Tensor, ablation: str, seed: int = 0) -> Replacement:
     """The heads' and MLPs' `reference` values on the reference prompts."""
     acts = activations(lm, reference_tokens)
-    return Replacement([reference(z, ablation, seed) for z in acts.z], [reference(m, ablation, seed) for m in acts.mlp])
+    return Replacement([reference(z, ablation, seed) for z in acts.z], [reference(m, ablation, seed) for m in acts.mlp],
+                       reference(acts.embed, ablation, seed))
 
 
 def ablation_hooks(lm: LoadedModel, masks: Masks, repl: Replacement, first_layer: int = 0) -> list[Hook]:
@@ -88,14 +94,13 @@ def ablation_hooks(lm: LoadedModel, masks: Masks, repl: Replacement, first_layer
 
 
 @contextmanager
-def edge_resolution(model: HookedTransformer) -> Iterator[None]:
-    """Per-head outputs (hook_result) and per-head q/k/v inputs, needed to patch single edges; off again afterwards."""
-    model.set_use_attn_result(True)
+def split_inputs(model: HookedTransformer) -> Iterator[None]:
+    """Per-head q/k/v inputs (hook_q_input ...), needed to reach single edges into heads; off again afterwards. Per-head
+    outputs come from hook_z and W_O, so TransformerLens's costly per-head results stay off."""
     model.set_use_split_qkv_input(True)
     try:
         yield
     finally:
-        model.set_use_attn_result(False)
         model.set_use_split_qkv_input(False)
 
 

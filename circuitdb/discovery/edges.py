@@ -1,9 +1,10 @@
-"""Edge scores: exact path patching between a circuit's nodes, and EAP / EAP-IG over the full graph.
+"""Edge scores: exact path patching, and EAP / EAP-IG, all under the run's one intervention.
 
-Path patching adds (sender output on corrupted prompts - sender output on clean prompts) to one receiver input only
+Path patching adds (the sender's reference output - its output on the clean prompts) to one receiver input only
 (a head's q, k or v input, an MLP's input, or the final residual stream) and measures the circuit's performance; the
 edge's weight is the drop. EAP estimates the same drop for every edge at once from one backward pass (first-order),
-EAP-IG averages the gradients over inputs interpolated from corrupted to clean.
+EAP-IG averages the gradients over inputs interpolated from the reference embedding to the clean one. The reference
+is the intervention's (`edge_circuits.sender_references`): mean, zero, resample or paired corrupted (patch).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from circuitdb.discovery.ablation import Hook, ablation_hooks, edge_resolution, embed, logit_diff, run_blocks
+from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, logit_diff, run_blocks, split_inputs
+from circuitdb.discovery.edge_circuits import sender_references
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import EdgeKey, GraphEdge, Masks
 
@@ -39,10 +41,10 @@ def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dic
 
 def path_patch(ev: Evaluator, masks: Masks, edges: list[GraphEdge], batch: int = 32,
                progress: Callable[[int], None] | None = None) -> dict[EdgeKey, float]:
-    """Exact effect of each edge: circuit performance minus performance with that edge alone patched to corrupted."""
+    """Exact effect of each edge: circuit performance minus performance with that edge alone at its reference."""
     model = ev.lm.model
     clean, streams = node_outputs(ev, ev.data.clean, masks)
-    corrupt, _ = node_outputs(ev, ev.data.corrupt, masks)
+    refs = dict(zip((s.name for s in ev.graph.senders), sender_references(ev)))
     with torch.no_grad():
         base = (logit_diff(model, streams[-1], ev.data.answers, ev.data.distractors) / ev.full).item()
     by_layer: dict[int, list[GraphEdge]] = defaultdict(list)
@@ -52,7 +54,7 @@ def path_patch(ev: Evaluator, masks: Masks, edges: list[GraphEdge], batch: int =
     for layer, group in sorted(by_layer.items()):
         for i in range(0, len(group), batch):
             chunk = group[i:i + batch]
-            deltas = [corrupt[e.sender.name] - clean[e.sender.name] for e in chunk]
+            deltas = [refs[e.sender.name] - clean[e.sender.name] for e in chunk]
             scores = _patched(ev, masks, layer, streams, chunk, deltas)
             effects |= {edge.key: base - score for edge, score in zip(chunk, scores.tolist())}
             ev.passes += len(chunk)
@@ -123,32 +125,30 @@ def _setting(k: int, n: int, values: list[tuple[int, int, torch.Tensor]]) -> Cal
     return hook
 
 
-def eap_scores(ev: Evaluator, ig_steps: int = 0, chunk: int = 8) -> dict[EdgeKey, float]:
-    """Estimated performance drop of every edge of the full graph (EAP; EAP-IG with `ig_steps` > 0), no ablation."""
-    with edge_resolution(ev.lm.model):
-        return _eap_scores(ev, ig_steps, chunk)
-
-
-def _eap_scores(ev: Evaluator, ig_steps: int, chunk: int) -> dict[EdgeKey, float]:
+def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None, chunk: int = 8) -> dict[EdgeKey, float]:
+    """Estimated performance drop of every edge of the graph (EAP; EAP-IG with `ig_steps` > 0), inside the circuit
+    `masks` (everything else at its reference) or the full model."""
     graph = ev.graph
-    full = Masks.full(graph)
-    clean, _ = node_outputs(ev, ev.data.clean, full)
-    corrupt, _ = node_outputs(ev, ev.data.corrupt, full)
-    delta = torch.stack([corrupt[s.name] - clean[s.name] for s in graph.senders], dim=2)  # [N, pos, F, d]
-    grads = _receiver_grads(ev, ig_steps)  # [N, pos, R, d]
+    masks = masks if masks is not None else Masks.full(graph)
+    clean, _ = node_outputs(ev, ev.data.clean, masks)
+    refs = sender_references(ev)
+    delta = torch.stack([(ref - clean[s.name]).expand_as(clean[s.name]) for s, ref in zip(graph.senders, refs)],
+                        dim=2)  # [N, pos, F, d]
+    with split_inputs(ev.lm.model):
+        grads = _receiver_grads(ev, ig_steps, masks)  # [N, pos, R, d]
     scores = torch.zeros(len(graph.senders), grads.shape[2])
     for i in range(0, delta.shape[0], chunk):
         scores += torch.einsum("npfd,nprd->fr", delta[i:i + chunk], grads[i:i + chunk])
     # a positive score estimates a drop in performance, as path patching measures it
     drops = (-scores / ev.full).tolist()  # [sender (its forward order), receiver]
-    column = {(receiver.name, qkv): r for r, (receiver, qkv) in enumerate(graph.receivers)}
-    return {e.key: drops[e.sender.order][column[e.receiver.name, e.qkv]] for e in graph.edges}
+    return {e.key: drops[e.sender.order][graph.column[e.receiver.name, e.qkv]] for e in graph.edges}
 
 
-def _receiver_grads(ev: Evaluator, ig_steps: int) -> torch.Tensor:
-    """d(mean logit difference)/d(receiver input) `[N, pos, R, d]`, averaged over IG steps when asked."""
+def _receiver_grads(ev: Evaluator, ig_steps: int, masks: Masks) -> torch.Tensor:
+    """d(mean logit difference)/d(receiver input) `[N, pos, R, d]` under `masks`, averaged over IG steps when asked."""
     model, graph = ev.lm.model, ev.graph
-    clean_in, corrupt_in = embed(model, ev.data.clean), embed(model, ev.data.corrupt)
+    clean_in = embed(model, ev.data.clean)
+    reference_in = ev.repl.embed.expand_as(clean_in)
     alphas = [1.0] if ig_steps <= 0 else [(i + 1) / ig_steps for i in range(ig_steps)]
     names = list(dict.fromkeys(r.inputs[qkv] for r, qkv in graph.receivers if r.kind != "logits"))  # a hook per input
     total: torch.Tensor | None = None
@@ -158,8 +158,8 @@ def _receiver_grads(ev: Evaluator, ig_steps: int) -> torch.Tensor:
         def keep(grad: torch.Tensor, hook, grads: dict = grads) -> None:
             grads[hook.name] = grad.detach()
 
-        x = (corrupt_in + alpha * (clean_in - corrupt_in)).detach().requires_grad_(True)
-        with model.hooks(bwd_hooks=[(name, keep) for name in names]):
+        x = (reference_in + alpha * (clean_in - reference_in)).detach().requires_grad_(True)
+        with model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl), bwd_hooks=[(name, keep) for name in names]):
             final = model(x, start_at_layer=0, stop_at_layer=graph.n_layers)
             final.retain_grad()
             logit_diff(model, final, ev.data.answers, ev.data.distractors).sum().backward()

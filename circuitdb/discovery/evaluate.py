@@ -1,6 +1,7 @@
-"""Measure circuits: performance = LD(circuit) / LD(full model), everything outside the circuit ablated.
+"""Measure circuits: performance = LD(circuit) / LD(full model), everything outside the circuit ablated; and the
+fuller `Measure` of a circuit: that ratio normalised by the empty circuit, KL divergence to the full model, accuracy.
 
-An `Evaluator` holds one model x task x ablation and counts the forward passes it runs (for the benchmarks).
+An `Evaluator` holds one model x task x intervention and counts the forward passes it runs (for the benchmarks).
 `performance` is the reference: TransformerLens's own forward with ablation hooks. Runs from a cached layer
 (`performance_from`, `resid`) go through `LeanBlocks` where the architecture allows: the same computation (equal up to
 float rounding) minus every head and MLP whose output the ablation overwrites anyway, and minus the positions the
@@ -19,6 +20,7 @@ from circuitdb.discovery.ablation import Replacement, embed, logit_diff, replace
 from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.tasks import TaskData, full_logit_diff
+from circuitdb.errors import CircuitdbError
 
 LEAN_ARCHITECTURES = (None, "GPT2LMHeadModel")  # None: a config built in code (the toy model, benchmarks)
 NOT_LEAN_FLAGS = ("parallel_attn_mlp", "attn_only", "use_local_attn", "use_qk_norm", "use_attention_sinks",
@@ -168,6 +170,19 @@ class LeanBlocks:
         return x[0]
 
 
+@dataclass(frozen=True)
+class Measure:
+    """A circuit's numbers on its task's clean prompts, at the last position: `faithfulness` m(C)/m(full) with m the
+    mean logit difference; `normalised` (m(C) - m(empty)) / (m(full) - m(empty)), the empty circuit being every
+    node and edge at its reference; `kl` the mean KL(full || circuit) in nats; `accuracy` the share of prompts whose
+    top-1 token is the answer."""
+
+    faithfulness: float
+    normalised: float
+    kl: float
+    accuracy: float
+
+
 @dataclass
 class Evaluator:
     """Scores keep-masks on one task's clean prompts, with ablation values taken from its corrupted prompts.
@@ -190,6 +205,42 @@ class Evaluator:
         self.full = full_logit_diff(self.lm, self.data)
         self.embedded = embed(self.lm.model, self.data.clean)
         self.runner = LeanBlocks(self.lm.model, self.repl) if self.lean and lean_fits(self.lm.model) else None
+        with torch.no_grad():
+            self.full_logprobs = self._last_logits(run_blocks(self.lm, self.embedded, 0, Masks.full(self.graph),
+                                                              self.repl)).log_softmax(-1)  # [N, vocab]
+            nothing = Masks.full(self.graph)
+            nothing.heads[:], nothing.mlps[:] = False, False
+            empty_input = self.repl.embed.expand_as(self.embedded)
+            self.empty = logit_diff(self.lm.model, run_blocks(self.lm, empty_input, 0, nothing, self.repl),
+                                    self.data.answers, self.data.distractors).item()
+
+    def measure(self, final: torch.Tensor) -> Measure:
+        """The `Measure` of one circuit from its final residual stream `[N, pos, d]`; CircuitdbError when the full and
+        the empty circuit score too close together to normalise by."""
+        span = self.full - self.empty
+        if span <= 1e-3 * abs(self.full):
+            raise CircuitdbError(
+                f"task {self.data.name}: the full model scores {self.full:.4g} and the empty circuit ({self.ablation}) "
+                f"{self.empty:.4g}, too close to normalise faithfulness by; use another --ablation")
+        with torch.no_grad():
+            logits = self._last_logits(final)
+            rows = torch.arange(self.data.n)
+            m = (logits[rows, self.data.answers] - logits[rows, self.data.distractors]).mean().item()
+            logprobs = logits.log_softmax(-1)
+            kl = (self.full_logprobs.exp() * (self.full_logprobs - logprobs)).sum(-1).mean().item()
+            accuracy = (logits.argmax(-1) == self.data.answers).float().mean().item()
+        return Measure(m / self.full, (m - self.empty) / span, kl, accuracy)
+
+    def measure_nodes(self, names: set[str]) -> Measure:
+        """The `Measure` of a node circuit: everything outside it at its reference."""
+        self.passes += 1
+        with torch.no_grad():
+            return self.measure(run_blocks(self.lm, self.embedded, 0, self.graph.mask(names), self.repl))
+
+    def _last_logits(self, final: torch.Tensor) -> torch.Tensor:
+        """Logits at the last position `[K*N, vocab]` of final residual streams `[K*N, pos, d]`."""
+        model = self.lm.model
+        return model.unembed(model.ln_final(final[:, -1:]))[:, 0]
 
     @property
     def graph(self) -> ModelGraph:

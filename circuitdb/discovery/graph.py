@@ -7,6 +7,7 @@ and MLPs. `hook` is the one place that spells a hook name; everything else reads
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -119,6 +120,7 @@ class ModelGraph:
         for layer in range(n_layers):
             self.receivers += [(head, x) for x in QKV for head in self.heads[layer]] + [(self.mlps[layer], "")]
         self.receivers.append((self.nodes["logits"], ""))
+        self.column = {(r.name, x): i for i, (r, x) in enumerate(self.receivers)}  # a receiver input's place
         self.edges = [GraphEdge(s, r, x) for r, x in self.receivers for s in self.upstream(r)]
 
     @classmethod
@@ -140,6 +142,13 @@ class ModelGraph:
         """Edges among a circuit's nodes (the input and logits always count as present)."""
         present = names | {"input", "logits"}
         return [e for e in self.edges if e.sender.name in present and e.receiver.name in present]
+
+    def edge_matrix(self, keys: Iterable[EdgeKey]) -> torch.Tensor:
+        """The edges `keys` as a boolean matrix `[senders (forward order), receiver inputs]`, EAP-IG's layout."""
+        kept = torch.zeros(len(self.senders), len(self.receivers), dtype=torch.bool)
+        for sender, receiver, qkv in keys:
+            kept[self.nodes[sender].order, self.column[receiver, qkv]] = True
+        return kept
 
     def components(self, names: set[str] | list[str]) -> set[str]:
         """The heads and MLPs among `names` (other components, e.g. SAE features, are not in this graph)."""

@@ -88,13 +88,19 @@ def _ladder(spec: JobSpec, lm: LoadedModel, method: Method, task: str, evaluator
 
 def _measured(lm: LoadedModel, name: str, method: Method, step: Step, circuit: Circuit,
               evaluators: dict[str, Scorer]) -> Run:
-    """The run of a circuit: faithfulness and completeness on its task, performance on the job's other tasks, the
-    params of its method and step, and provenance."""
+    """The run of a circuit: its measures on its task (a head circuit's `Measure`, the method's edge measures),
+    completeness, performance on the job's other tasks, the params of its method and step, and provenance."""
     spec, ev, members = step.spec, step.ev, circuit.members
+    if isinstance(ev, Evaluator):
+        node = ev.measure_nodes(members)
+        measures = {"faithfulness": node.faithfulness, "faithfulness_normalised": node.normalised, "kl": node.kl,
+                    "accuracy": node.accuracy}
+    else:
+        measures = {"faithfulness": ev.faithfulness(members)}
     return Run(
         model=lm.meta, task=ev.data.meta, method=name, threshold=step.threshold, ablation=spec.ablation, metric=METRIC,
-        components=circuit.components, edges=circuit.edges,
-        faithfulness=ev.faithfulness(members), completeness=ev.completeness(members),
+        components=circuit.components, edges=circuit.edges, completeness=ev.completeness(members),
+        **measures, **circuit.measures,
         params={option: getattr(spec, option) for option in method.options} | circuit.params,
         dataset_hash=ev.data.dataset_hash(), seed=spec.seed, versions=versions(method.packages),
         nests_in=step.parent.id if circuit.nested else None,

@@ -12,7 +12,7 @@ from circuitdb.discovery.devices import check_device
 from circuitdb.domain import check_int, check_name, check_number, check_threshold
 from circuitdb.errors import CircuitdbError
 
-ABLATIONS = ("mean", "zero", "resample")
+ABLATIONS = ("mean", "zero", "resample", "patch")  # the one intervention of a run; patch: paired corrupted
 EDGE_METHODS = ("path", "eap", "eap-ig", "none")
 
 
@@ -30,8 +30,8 @@ class JobSpec:
     n_prompts: int = 64
     seed: int = 0
     nested: bool = True
-    edge_threshold: float = 0.99
-    ig_steps: int = 5
+    ig_steps: int | None = None  # integration steps; None: each method's default
+    signed: bool = False  # rank edges by signed score rather than |score|
     robust: int = 0
     top_k: int | None = None  # sae-attr's options, to check_top
     node_threshold: float | None = None
@@ -60,6 +60,10 @@ class JobSpec:
             check(self)
         check_device(self.device)
         return self
+
+    def steps(self, default: int) -> int:
+        """The integration steps asked for, else the method's `default`."""
+        return default if self.ig_steps is None else self.ig_steps
 
     def _check_types(self) -> None:
         """Every option has its field's type (a sweep file can hold anything): text, a 64-bit integer, a finite
@@ -100,9 +104,7 @@ def _head_options(spec: JobSpec) -> None:
     """The options of the head methods (prune, eap, eap-ig): edges and pruning."""
     if spec.edges not in EDGE_METHODS:
         raise CircuitdbError(f"unknown edge method {spec.edges!r} (use {', '.join(EDGE_METHODS)})")
-    if not 0 < spec.edge_threshold <= 1:
-        raise CircuitdbError(f"edge threshold must be in (0, 1], got {spec.edge_threshold}")
-    if spec.ig_steps < 1:
+    if spec.ig_steps is not None and spec.ig_steps < 1:
         raise CircuitdbError(f"--ig-steps must be at least 1 (integration steps of EAP-IG), got {spec.ig_steps}")
     if spec.robust < 0:
         raise CircuitdbError(f"--robust must be 0 (off) or a number of random pruning orders, got {spec.robust}")
@@ -124,5 +126,5 @@ def _feature_options(spec: JobSpec) -> None:
 
 # every method of the registry (`methods/`, which checks it names these same ones) by name, with the check of its options
 METHOD_CHECKS: dict[str, Callable[[JobSpec], None]] = {
-    "prune": _head_options, "eap": _head_options, "eap-ig": _head_options, "sae-attr": _feature_options,
+    "prune": _head_options, "path": _head_options, "eap": _head_options, "eap-ig": _head_options, "sae-attr": _feature_options,
 }

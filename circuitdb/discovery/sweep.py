@@ -18,7 +18,7 @@ from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import read_yaml
 
 LISTS = ("models", "tasks", "thresholds", "methods")
-RENAMED = {"prompts": "n_prompts", "edge-threshold": "edge_threshold", "ig-steps": "ig_steps"}
+RENAMED = {"prompts": "n_prompts", "ig-steps": "ig_steps"}
 
 
 def read_sweep(path: Path) -> tuple[list[JobSpec], str | None]:

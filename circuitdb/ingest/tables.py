@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from circuitdb.domain import Run, component_id, parse_component
+from circuitdb.domain import MEASURES, Run, component_id, parse_component
 from circuitdb.schema import node_arrow_schema, rel_arrow_schema
 
 COMPONENT_SCHEMA = node_arrow_schema("Component")
@@ -72,8 +72,8 @@ def run_tables(run: Run) -> RunTables:
         "ablation": run.ablation,
         "metric": run.metric,
         "threshold": run.threshold,
-        "faithfulness": run.faithfulness,
-        "completeness": run.completeness,
+        **{measure: getattr(run, measure) for measure in MEASURES},
+        "direction": run.direction,
         "n_nodes": len(ids),
         "n_edges": len(run.edges),
         "params": json.dumps(run.params, sort_keys=True),

@@ -63,7 +63,8 @@ class Runs(Result):
 
     def tables(self) -> list[Table]:
         frame = pd.DataFrame([r.as_dict() for r in self.runs], columns=list(RunInfo.__dataclass_fields__))
-        return [(f"{len(self.runs)} runs", frame.drop(columns=["created_at"]))]
+        quiet = ["created_at", "direction", "faithfulness_normalised", "kl", "accuracy"]  # in --json and `show`
+        return [(f"{len(self.runs)} runs", frame.drop(columns=quiet))]
 
     @property
     def ids(self) -> list[str]:
@@ -186,6 +187,29 @@ class Ladder(Result):
 
     def tables(self) -> list[Table]:
         return [(f"{self.model}/{self.task}", self.rungs)]
+
+
+@dataclass
+class Curves(Result):
+    """Faithfulness curves (`curve`): per run, normalised faithfulness at 0.1 ... 100 % of its method's ranked edges,
+    and the areas CPR (under f) and CMD (under |1 - f|)."""
+
+    runs: list[RunInfo]
+    labels: list[str]
+    points: pd.DataFrame  # run, percent, faithfulness
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain({"curves": [
+            {"run": r.id, "label": label, "cpr": r.cpr, "cmd": r.cmd,
+             "points": records(self.points[self.points.run == r.id][["percent", "faithfulness"]])}
+            for r, label in zip(self.runs, self.labels)]})
+
+    def tables(self) -> list[Table]:
+        label = dict(zip((r.id for r in self.runs), self.labels))
+        wide = self.points.assign(run=self.points.run.map(label)).pivot(index="percent", columns="run",
+                                                                          values="faithfulness")
+        areas = pd.DataFrame({"run": self.labels, "cpr": [r.cpr for r in self.runs], "cmd": [r.cmd for r in self.runs]})
+        return [("faithfulness by % of ranked edges", wide[self.labels].reset_index()), ("areas", areas)]
 
 
 @dataclass

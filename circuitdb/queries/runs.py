@@ -6,11 +6,13 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 
-from circuitdb.domain import Edge, Model, Run, Task, parse_component
+import pandas as pd
+
+from circuitdb.domain import MEASURES, Edge, Model, Run, Task, parse_component
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.native import export_order
 from circuitdb.queries import run_query
-from circuitdb.queries.selection import RunInfo
+from circuitdb.queries.selection import RunInfo, label_of
 from circuitdb.store.base import Store
 
 ROWS_PER_BATCH = 250_000  # memberships + edges fetched per round of queries: bounds the memory of an export (each round
@@ -91,8 +93,8 @@ def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[
         metric=row["metric"],
         components={name: scores[name] for name in sorted(scores, key=rank.__getitem__)},
         edges=found,
-        faithfulness=row["faithfulness"],
-        completeness=row["completeness"],
+        **{measure: row[measure] for measure in MEASURES},
+        direction=row["direction"] or "noising",
         params=json.loads(row["params"] or "{}"),
         dataset_hash=row["dataset_hash"] or "",
         seed=row["seed"],
@@ -101,3 +103,16 @@ def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[
         nests_in=row["nests_in"],
         evaluations=evaluations,
     )
+
+
+def curve_points(store: Store, runs: list[RunInfo]) -> pd.DataFrame:
+    """Rows (run, percent, faithfulness) of the runs' stored faithfulness curves; CircuitdbError naming the runs
+    that carry none."""
+    stored = {row["run"]: json.loads(row["params"] or "{}").get("curve")
+              for row in run_query(store, "curves", run_ids=[r.id for r in runs])}
+    missing = [label_of(r) for r in runs if not stored.get(r.id)]
+    if missing:
+        raise CircuitdbError(f"no faithfulness curve on {', '.join(missing)} (runs of --method path, eap or eap-ig "
+                             "carry one)")
+    return pd.DataFrame([{"run": r.id, "percent": p, "faithfulness": f} for r in runs
+                         for p, f in zip(stored[r.id]["percent"], stored[r.id]["faithfulness"])])

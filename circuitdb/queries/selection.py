@@ -26,6 +26,13 @@ class RunInfo:
     threshold: float | None
     faithfulness: float | None
     completeness: float | None
+    direction: str | None
+    faithfulness_normalised: float | None
+    edge_faithfulness: float | None
+    kl: float | None
+    accuracy: float | None
+    cpr: float | None
+    cmd: float | None
     n_nodes: int
     n_edges: int
     created_at: str

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables, check_tables
-from circuitdb.schema import kuzu_ddl
+from circuitdb.schema import ADDED, kuzu_ddl
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
@@ -55,6 +55,7 @@ class KuzuStore(SmallWrites):
         self.path, self.read_only, self.wait_s = path, read_only, wait_s
         self._conn: kuzu.Connection | None = None
         self._schema = read_only
+        self._current = False  # a read-only open has checked the file has every column of the schema
         self._must_hold_catalog = read_only or not create
         if not path.parent.is_dir():
             raise StoreError(f"cannot create a Kuzu store at {path}: no folder {path.parent}")
@@ -117,6 +118,8 @@ class KuzuStore(SmallWrites):
             if not self._schema:
                 self._schema = True
                 self.init()
+            elif self.read_only and not self._current:
+                self._check_current()
             if not self.read_only:
                 self._recover()
         return self._conn
@@ -127,6 +130,17 @@ class KuzuStore(SmallWrites):
             self.release()
             raise StoreError(NO_CATALOG.format(path=self.path))
         self._must_hold_catalog = False
+
+    def _check_current(self) -> None:
+        """Refuse (once) to read a catalog written before the run columns of `schema.ADDED`: a read-only open cannot
+        add them, and every run query names them."""
+        columns = {r["name"] for r in self._rows("CALL table_info('Run') RETURN name")}
+        missing = [name for name in ADDED["Run"] if name not in columns] if columns else []
+        if missing:
+            self.release()
+            raise StoreError(f"{self.path} was written by an older circuitdb (its runs lack {', '.join(missing)}): "
+                             f"open it once to write, e.g. `circuitdb init --store kuzu:{self.path}`")
+        self._current = True
 
     def _holds_catalog(self) -> bool:
         """Whether the file holds a catalog, looked at read-only: opening another program's database to write

@@ -5,7 +5,7 @@ attribution share."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from circuitdb.discovery.models import LoadedModel
@@ -50,8 +50,9 @@ class Step:
 @dataclass
 class Circuit:
     """What a method found at one threshold: the members its evaluator scores, the run's components (with scores) and
-    edges, the params it adds, whether it was searched within the parent (so the run nests in it), and a few words
-    on its size for the progress line."""
+    edges, the params it adds, whether it was searched within the parent (so the run nests in it), a few words on
+    its size for the progress line, and the run's measures the method itself took (`edge_faithfulness`, `cpr`,
+    `cmd`)."""
 
     members: set
     components: dict[str, float | None]
@@ -59,6 +60,7 @@ class Circuit:
     params: dict
     nested: bool
     summary: str
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

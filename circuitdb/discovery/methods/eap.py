@@ -1,31 +1,35 @@
-"""`eap` and `eap-ig`: edge attribution over the full graph; the circuit is the fewest top-scoring edges whose nodes
-reach the threshold."""
+"""`path`, `eap` and `eap-ig`: rank every edge of the full graph (exact path patching, EAP, EAP-IG) by |score|; the
+circuit is the fewest top edges whose edge circuit reaches the threshold jointly, and its faithfulness curve."""
 
 from __future__ import annotations
 
-from circuitdb.discovery.edges import eap_scores
-from circuitdb.discovery.graph import EdgeKey
+from circuitdb.discovery.edge_circuits import curve
 from circuitdb.discovery.methods import heads
-from circuitdb.discovery.methods.base import Circuit, Method, Step, by_score, shortest_prefix
-
-
-def _nodes(edges: list[EdgeKey]) -> set[str]:
-    """The heads and MLPs the edges connect."""
-    return {x for e in edges for x in e[:2] if x not in ("input", "logits")}
+from circuitdb.discovery.methods.base import Circuit, Method, Step
 
 
 def find(step: Step) -> Circuit:
-    """The shortest prefix of the edge ranking that reaches the threshold; a node scores its chosen edges' sum."""
+    """The shortest prefix of the ranking that holds as an edge circuit; a node scores the sum of its chosen edges."""
     ev, scores = step.ev, step.scores()
-    chosen = shortest_prefix(by_score(scores), lambda edges: ev.faithfulness(_nodes(edges)), step.threshold,
-                             step.start("edges"))
+    ranking = heads.ranked(scores, step.spec.signed)
+    chosen, measure = heads.fewest_edges(ev, ranking, step.threshold, step.start("edges"))
     node_score: dict[str, float] = {}
     for edge in chosen:
         for x in edge[:2]:
             node_score[x] = node_score.get(x, 0.0) + scores[edge]
-    return heads.circuit(ev.graph.forward(_nodes(chosen)), node_score, {e: scores[e] for e in chosen}, {}, nested=False)
+    nodes = ev.graph.forward(ev.graph.components({x for e in chosen for x in e[:2]}))
+    points = curve(ev, ranking)
+    measures = {"edge_faithfulness": measure.faithfulness, "cpr": points.pop("cpr"), "cmd": points.pop("cmd")}
+    return heads.circuit(nodes, node_score, {e: scores[e] for e in chosen}, {"curve": points, "ranked_edges": len(ranking),
+                                                                       "ig_steps": step.spec.steps(5)},
+                         False, measures)
 
 
-EAP = Method("eap", heads.evaluators, find, heads.OPTIONS, score=lambda ev, spec: eap_scores(ev, 0))
-EAP_IG = Method("eap-ig", heads.evaluators, find, heads.OPTIONS,
-                score=lambda ev, spec: eap_scores(ev, spec.ig_steps))
+def _scores(name: str):
+    """The full-graph scores of edge method `name` (EAP-IG: 5 steps unless --ig-steps, as in EAP-IG)."""
+    return lambda ev, spec: heads.edge_scores(ev, name, spec.steps(5))
+
+
+PATH = Method("path", heads.evaluators, find, heads.OPTIONS, score=_scores("path"))
+EAP = Method("eap", heads.evaluators, find, heads.OPTIONS, score=_scores("eap"))
+EAP_IG = Method("eap-ig", heads.evaluators, find, heads.OPTIONS, score=_scores("eap-ig"))

@@ -1,0 +1,132 @@
+"""An independent evaluator of head/MLP edge circuits for the tests (and benchmarks/circuits.py): plain
+TransformerLens hooks, TL's own per-head results (hook_result), one subtraction per removed edge, autograd for EAP.
+It shares no code with circuitdb's discovery."""
+
+from __future__ import annotations
+
+import torch
+
+
+class Independent:
+    """One model x task x intervention, measured with TL's own per-head results and a hook per receiver input."""
+
+    def __init__(self, model, data, intervention: str) -> None:
+        self.model, self.data, self.cfg = model, data, model.cfg
+        self.rows = torch.arange(data.n)
+        outputs = self.outputs(data.corrupt)
+        reduce = {"mean": lambda t: t.mean(0, keepdim=True), "zero": lambda t: torch.zeros_like(t[:1]),
+                  "patch": lambda t: t}[intervention]
+        self.refs = {name: reduce(value) for name, value in outputs.items()}
+        self.full = self.logit_diff(self.final(set(), data.clean))
+
+    def settings(self, on: bool) -> None:
+        self.model.set_use_attn_result(on)
+        self.model.set_use_split_qkv_input(on)
+
+    def outputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every sender's output by name: `input`, `aL.hH` (hook_result), `mL`."""
+        self.settings(True)
+        try:
+            _, cache = self.model.run_with_cache(tokens)
+        finally:
+            self.settings(False)
+        out = {"input": cache["blocks.0.hook_resid_pre"]}
+        for layer in range(self.cfg.n_layers):
+            for h in range(self.cfg.n_heads):
+                out[f"a{layer}.h{h}"] = cache[f"blocks.{layer}.attn.hook_result"][:, :, h]
+            out[f"m{layer}"] = cache[f"blocks.{layer}.hook_mlp_out"]
+        return out
+
+    def final(self, removed: set[tuple[str, str, str]], tokens: torch.Tensor, x0: torch.Tensor | None = None,
+              grads: dict | None = None) -> torch.Tensor:
+        """The final residual stream with every edge of `removed` at its reference, one edge at a time; `x0` replaces
+        the embedding; `grads` collects each receiver input (requiring grad) for autograd."""
+        live: dict[str, torch.Tensor] = {}
+        by_receiver: dict[tuple[str, str], list[str]] = {}
+        for sender, receiver, qkv in removed:
+            by_receiver.setdefault((receiver, qkv), []).append(sender)
+
+        def cut(x: torch.Tensor, receiver: str, qkv: str) -> torch.Tensor:
+            for sender in by_receiver.get((receiver, qkv), []):
+                x = x - (live[sender] - self.refs[sender])
+            return x
+
+        def embed_hook(x, hook):
+            x = x if x0 is None else x0
+            live["input"] = x
+            return x
+
+        hooks = [("blocks.0.hook_resid_pre", embed_hook)]
+        for layer in range(self.cfg.n_layers):
+            def result(x, hook, layer=layer):
+                for h in range(self.cfg.n_heads):
+                    live[f"a{layer}.h{h}"] = x[:, :, h]
+
+            def mlp_out(x, hook, layer=layer):
+                live[f"m{layer}"] = x
+
+            def qkv_input(x, hook, layer=layer):
+                qkv = hook.name.split(".")[-1][5]  # hook_q_input -> q
+                parts = [cut(x[:, :, h], f"a{layer}.h{h}", qkv) for h in range(self.cfg.n_heads)]
+                if grads is not None:
+                    for h, part in enumerate(parts):
+                        part.retain_grad()
+                        grads[f"a{layer}.h{h}", qkv] = part
+                return torch.stack(parts, dim=2)
+
+            def mlp_in(x, hook, layer=layer):
+                x = cut(x, f"m{layer}", "")
+                if grads is not None:
+                    x.retain_grad()
+                    grads[f"m{layer}", ""] = x
+                return x
+
+            hooks += [(f"blocks.{layer}.hook_{q}_input", qkv_input) for q in "qkv"]
+            hooks += [(f"blocks.{layer}.attn.hook_result", result), (f"blocks.{layer}.hook_mlp_in", mlp_in),
+                      (f"blocks.{layer}.hook_mlp_out", mlp_out)]
+
+        def logits_in(x, hook):
+            x = cut(x, "logits", "")
+            if grads is not None:
+                x.retain_grad()
+                grads["logits", ""] = x
+            return x
+
+        hooks.append((f"blocks.{self.cfg.n_layers - 1}.hook_resid_post", logits_in))
+        self.settings(True)
+        try:
+            with self.model.hooks(fwd_hooks=hooks):
+                return self.model(tokens, stop_at_layer=self.cfg.n_layers)
+        finally:
+            self.settings(False)
+
+    def logit_diff(self, final: torch.Tensor) -> torch.Tensor:
+        logits = self.model.unembed(self.model.ln_final(final))[:, -1]
+        return (logits[self.rows, self.data.answers] - logits[self.rows, self.data.distractors]).mean()
+
+    def faithfulness(self, graph, kept: set) -> float:
+        """The edge circuit `kept` evaluated jointly: every other edge of the graph removed."""
+        with torch.no_grad():
+            return (self.logit_diff(self.final({e.key for e in graph.edges} - kept, self.data.clean)) / self.full).item()
+
+    def path_patching(self, graph, names: set[str], edge_keys: list) -> dict:
+        """Each edge's drop: the node circuit minus the node circuit without that one edge."""
+        kept = {e.key for e in graph.circuit_edges(names)}
+        base = self.faithfulness(graph, kept)
+        return {key: base - self.faithfulness(graph, kept - {key}) for key in edge_keys}
+
+    def eap(self, graph, ig_steps: int = 0) -> dict:
+        """Per edge, -(reference - clean output of the sender) . d LD / d receiver input, summed over positions,
+        averaged over prompts and IG steps (the embedding interpolated from its reference), over LD(full)."""
+        clean = self.outputs(self.data.clean)
+        alphas = [1.0] if ig_steps == 0 else [(k + 1) / ig_steps for k in range(ig_steps)]
+        total: dict = {}
+        for alpha in alphas:
+            x0 = (self.refs["input"] + alpha * (clean["input"] - self.refs["input"])).expand_as(clean["input"]).clone()
+            x0.requires_grad_(True)
+            grads: dict = {}
+            self.logit_diff(self.final(set(), self.data.clean, x0, grads)).backward()
+            for (receiver, qkv), tensor in grads.items():
+                total[receiver, qkv] = total.get((receiver, qkv), 0) + tensor.grad / len(alphas)
+        return {e.key: -((self.refs[e.sender.name] - clean[e.sender.name]) * total[e.receiver.name, e.qkv]).sum().item()
+                / self.full.item() for e in graph.edges}
