@@ -239,6 +239,12 @@ def _job_options(f: Callable) -> Callable:
         click.option("--ablation", default="mean", show_default=True,
                      help="The one intervention for nodes and edges: mean, zero, resample (over corrupted prompts) or "
                           "patch (each prompt's own corrupted run)."),
+        click.option("--metric", default="logit_diff", show_default=True,
+                     help="What performance measures: logit_diff (answer - distractor), prob (p(answer)) or kl (1 - "
+                          "KL(full || circuit) / KL(full || empty circuit))."),
+        click.option("--means", default="pooled", show_default=True,
+                     help="Mean ablation over all corrupted prompts (pooled) or over each prompt's template "
+                          "(per-template; runs record ablation mean-per-template)."),
         click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True,
                      help="Prompts per task before filtering."),
         click.option("--seed", default=0, show_default=True),

@@ -43,7 +43,9 @@ def features() -> None:
 @click.option("--min-edge", default=0.005, show_default=True, help="Keep feature edges with |weight| >= this fraction of the LD.")
 @click.option("--check-top", type=AT_LEAST_0, default=20, show_default=True,
               help="Ablate the circuit's N strongest nodes exactly and record their rank agreement with attribution.")
-@click.option("--ablation", default="mean", show_default=True, help="mean, zero or resample (over corrupted prompts).")
+@click.option("--ablation", default="mean", show_default=True,
+              help="mean, zero, resample (over corrupted prompts) or patch (each prompt's own corrupted run).")
+@click.option("--means", default="pooled", show_default=True, help="pooled or per-template (mean ablation only).")
 @click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True, help="Prompts per task before filtering.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)

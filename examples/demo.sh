@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, offline, on the embedded store: find the toy model's circuits for digits, number words and months at
-# 0.97 / 0.9 / 0.8 with path-patching edges, then ask the cross-circuit questions and draw the shared subcircuit.
+# 0.97 / 0.9 / 0.8 with path-patching edges (each run's nodes and edges hold jointly), then ask the cross-circuit
+# questions and draw the shared subcircuit; compare edge rankings by their faithfulness curves.
 set -euo pipefail
 out=${1:-demo}
 rm -rf "$out" && mkdir -p "$out"
@@ -19,6 +20,11 @@ $cdb ladder --model toy --task months
 $cdb similarity --model toy -o "$out/similarity.png"
 $cdb export --model toy "${tasks[@]}" --threshold 0.8 --only-shared -o "$out/shared.png"
 $cdb export --model toy "${tasks[@]}" --threshold 0.8 -o "$out/overlap.png"
+
+echo; echo "== ranking every edge of the full graph: path patching vs EAP vs EAP-IG (faithfulness curves, CPR and CMD)"
+rankers=(--method path --method eap --method eap-ig)
+$cdb discover --model toy --task digits --threshold 0.9 "${rankers[@]}"
+$cdb curve --model toy --task digits --threshold 0.9 "${rankers[@]}" -o "$out/curve.png"
 
 echo; echo "== SAE features: the toy SAEs read the residual stream entering blocks 2 and 3"
 features=(--method sae-attr:resid2+resid3)

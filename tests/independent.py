@@ -10,14 +10,24 @@ import torch
 class Independent:
     """One model x task x intervention, measured with TL's own per-head results and a hook per receiver input."""
 
-    def __init__(self, model, data, intervention: str) -> None:
+    def __init__(self, model, data, intervention: str, metric: str = "logit_diff") -> None:
         self.model, self.data, self.cfg = model, data, model.cfg
         self.rows = torch.arange(data.n)
         outputs = self.outputs(data.corrupt)
+        groups = data.templates
+
+        def per_template(t: torch.Tensor) -> torch.Tensor:  # each prompt gets the mean over its template's prompts
+            return torch.stack([t[groups == groups[i]].mean(0) for i in range(len(groups))])
+
         reduce = {"mean": lambda t: t.mean(0, keepdim=True), "zero": lambda t: torch.zeros_like(t[:1]),
-                  "patch": lambda t: t}[intervention]
+                  "patch": lambda t: t, "mean-per-template": per_template}[intervention]
         self.refs = {name: reduce(value) for name, value in outputs.items()}
-        self.full = self.logit_diff(self.final(set(), data.clean))
+        self.metric = metric
+        with torch.no_grad():
+            self.full_logprobs = self.logits(self.final(set(), data.clean)).log_softmax(-1)
+            self.full = self.value(self.final(set(), data.clean))
+            everything = {(s, r, q) for s, r, q in self.all_edges()}
+            self.base = self.value(self.final(everything, data.clean)) if metric == "kl" else 0.0
 
     def settings(self, on: bool) -> None:
         self.model.set_use_attn_result(on)
@@ -100,6 +110,29 @@ class Independent:
         finally:
             self.settings(False)
 
+    def all_edges(self) -> list[tuple[str, str, str]]:
+        """Every edge of the model: each earlier node into each head's q, k, v, each MLP and the logits."""
+        senders, out = ["input"], []
+        for layer in range(self.cfg.n_layers):
+            heads = [f"a{layer}.h{h}" for h in range(self.cfg.n_heads)]
+            out += [(s, h, q) for h in heads for q in "qkv" for s in senders]
+            senders = [*senders, *heads]
+            out += [(s, f"m{layer}", "") for s in senders]
+            senders = [*senders, f"m{layer}"]
+        return out + [(s, "logits", "") for s in senders]
+
+    def logits(self, final: torch.Tensor) -> torch.Tensor:
+        return self.model.unembed(self.model.ln_final(final))[:, -1]
+
+    def value(self, final: torch.Tensor) -> torch.Tensor:
+        """The metric: mean logit difference, mean p(answer), or minus the mean KL(full || circuit)."""
+        if self.metric == "logit_diff":
+            return self.logit_diff(final)
+        logprobs = self.logits(final).log_softmax(-1)
+        if self.metric == "prob":
+            return logprobs[self.rows, self.data.answers].exp().mean()
+        return -(self.full_logprobs.exp() * (self.full_logprobs - logprobs)).sum(-1).mean()
+
     def logit_diff(self, final: torch.Tensor) -> torch.Tensor:
         logits = self.model.unembed(self.model.ln_final(final))[:, -1]
         return (logits[self.rows, self.data.answers] - logits[self.rows, self.data.distractors]).mean()
@@ -107,7 +140,8 @@ class Independent:
     def faithfulness(self, graph, kept: set) -> float:
         """The edge circuit `kept` evaluated jointly: every other edge of the graph removed."""
         with torch.no_grad():
-            return (self.logit_diff(self.final({e.key for e in graph.edges} - kept, self.data.clean)) / self.full).item()
+            value = self.value(self.final({e.key for e in graph.edges} - kept, self.data.clean))
+            return ((value - self.base) / (self.full - self.base)).item()
 
     def path_patching(self, graph, names: set[str], edge_keys: list) -> dict:
         """Each edge's drop: the node circuit minus the node circuit without that one edge."""
@@ -125,8 +159,8 @@ class Independent:
             x0 = (self.refs["input"] + alpha * (clean["input"] - self.refs["input"])).expand_as(clean["input"]).clone()
             x0.requires_grad_(True)
             grads: dict = {}
-            self.logit_diff(self.final(set(), self.data.clean, x0, grads)).backward()
+            self.value(self.final(set(), self.data.clean, x0, grads)).backward()
             for (receiver, qkv), tensor in grads.items():
                 total[receiver, qkv] = total.get((receiver, qkv), 0) + tensor.grad / len(alphas)
         return {e.key: -((self.refs[e.sender.name] - clean[e.sender.name]) * total[e.receiver.name, e.qkv]).sum().item()
-                / self.full.item() for e in graph.edges}
+                / (self.full - self.base).item() for e in graph.edges}

@@ -145,6 +145,9 @@ BAD_JOBS = [
     (["features", "discover", "--model", "toy", "--task", "digits", "--threshold", "0.8", "--sae", "resid2",
       "--min-edge", "-1"], "--min-edge must be >= 0"),
     (["sweep", "SWEEP"], "unknown ablation 'bogus'"),
+    (["discover", "--model", "toy", "--task", "digits", "--threshold", "0.8", "--metric", "bogus"], "unknown --metric"),
+    (["discover", "--model", "toy", "--task", "digits", "--threshold", "0.8", "--ablation", "zero", "--means",
+      "per-template"], "--means per-template applies to --ablation mean"),
 ]
 
 

@@ -18,7 +18,7 @@ from circuitdb.discovery.models import load_model
 from circuitdb.discovery.tasks import build_task
 
 torch.set_num_threads(1)
-INTERVENTIONS = ("mean", "zero", "patch")
+INTERVENTIONS = ("mean", "zero", "patch", "mean-per-template")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,14 @@ def test_joint_edge_circuits_match_an_independent_evaluator(evaluators, independ
     assert max(scores) - min(scores) > 0.2  # the edge sets score differently: not a comparison of constants
 
 
-@pytest.mark.parametrize("intervention", INTERVENTIONS)
+def test_means_per_template_differ_from_pooled_means(evaluators, digits) -> None:
+    """The digits prompts come from three templates, whose means differ: not a relabelled pooled mean."""
+    assert len(digits.templates.unique()) == 3
+    pooled, grouped = evaluators["mean"].repl.mlp[0], evaluators["mean-per-template"].repl.mlp[0]
+    assert grouped.shape[0] == digits.n and (grouped - pooled).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("intervention", INTERVENTIONS[:3])
 def test_path_patching_matches_an_independent_implementation(evaluators, independents, intervention: str) -> None:
     ev = evaluators[intervention]
     assert path_patching_gap(ev, independents[intervention], CIRCUIT) < 1e-5
@@ -92,6 +99,14 @@ def test_eap_matches_independent_autograd(evaluators, independents, intervention
     ev = evaluators[intervention]
     assert eap_gap(ev, independents[intervention], ig_steps) < 1e-5
     assert max(map(abs, eap_scores(ev, ig_steps).values())) > 1e-2
+
+
+@pytest.mark.parametrize("metric", ["prob", "kl"])
+def test_other_metrics_match_the_independent_evaluator(lm, digits, metric: str) -> None:
+    """Joint edge circuits and EAP-IG under --metric prob and kl (kl normalised by the empty circuit)."""
+    ev, independent = Evaluator(lm, digits, "mean", metric=metric), Independent(lm.model, digits, "mean", metric)
+    assert edge_circuit_gap(ev, independent) < 1e-4
+    assert eap_gap(ev, independent, 2) < 1e-5
 
 
 def test_eap_scores_follow_the_intervention(evaluators) -> None:

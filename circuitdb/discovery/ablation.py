@@ -17,18 +17,23 @@ from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.graph import Masks
 from circuitdb.discovery.models import LoadedModel
-from circuitdb.discovery.spec import ABLATIONS
+from circuitdb.discovery.spec import ABLATIONS, INTERVENTIONS
 from circuitdb.errors import CircuitdbError
 
 Hook = tuple[str, Callable]
 
 
-def reference(acts_NX: torch.Tensor, ablation: str, seed: int = 0) -> torch.Tensor:
+def reference(acts_NX: torch.Tensor, ablation: str, seed: int = 0, templates_N: torch.Tensor | None = None) -> torch.Tensor:
     """What an ablated activation takes, from its values on the reference prompts `[N, ...]`: their mean per position
-    `[1, ...]`, zeros `[1, ...]`, the prompts in a seeded shuffle `[N, ...]` (resample), or each prompt's own
-    corrupted value `[N, ...]` (patch: paired corrupted patching)."""
-    if ablation not in ABLATIONS:
+    `[1, ...]`, the mean over the prompts of each prompt's template `[N, ...]` (mean-per-template), zeros `[1, ...]`,
+    the prompts in a seeded shuffle `[N, ...]` (resample), or each prompt's own corrupted value `[N, ...]` (patch:
+    paired corrupted patching)."""
+    if ablation not in INTERVENTIONS:
         raise CircuitdbError(f"unknown ablation {ablation!r} (use {', '.join(ABLATIONS)})")
+    if ablation == "mean-per-template":
+        templates_N = torch.zeros(acts_NX.shape[0], dtype=torch.long) if templates_N is None else templates_N
+        means = {int(t): acts_NX[templates_N == t].mean(0) for t in templates_N.unique()}
+        return torch.stack([means[int(t)] for t in templates_N])
     if ablation == "patch":
         return acts_NX
     if ablation == "resample":
@@ -74,11 +79,15 @@ def activations(lm: LoadedModel, tokens: torch.Tensor) -> Replacement:
     return Replacement([cache[b.z] for b in blocks], [cache[b.mlp_out] for b in blocks], cache[blocks[0].resid_pre])
 
 
-def replacement(lm: LoadedModel, reference_tokens: torch.Tensor, ablation: str, seed: int = 0) -> Replacement:
+def replacement(lm: LoadedModel, reference_tokens: torch.Tensor, ablation: str, seed: int = 0,
+                templates_N: torch.Tensor | None = None) -> Replacement:
     """The heads' and MLPs' `reference` values on the reference prompts."""
     acts = activations(lm, reference_tokens)
-    return Replacement([reference(z, ablation, seed) for z in acts.z], [reference(m, ablation, seed) for m in acts.mlp],
-                       reference(acts.embed, ablation, seed))
+
+    def ref(acts_NX: torch.Tensor) -> torch.Tensor:
+        return reference(acts_NX, ablation, seed, templates_N)
+
+    return Replacement([ref(z) for z in acts.z], [ref(m) for m in acts.mlp], ref(acts.embed))
 
 
 def ablation_hooks(lm: LoadedModel, masks: Masks, repl: Replacement, first_layer: int = 0) -> list[Hook]:

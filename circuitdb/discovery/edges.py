@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, logit_diff, run_blocks, split_inputs
+from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, run_blocks, split_inputs
 from circuitdb.discovery.edge_circuits import sender_references
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import EdgeKey, GraphEdge, Masks
@@ -42,11 +42,10 @@ def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dic
 def path_patch(ev: Evaluator, masks: Masks, edges: list[GraphEdge], batch: int = 32,
                progress: Callable[[int], None] | None = None) -> dict[EdgeKey, float]:
     """Exact effect of each edge: circuit performance minus performance with that edge alone at its reference."""
-    model = ev.lm.model
     clean, streams = node_outputs(ev, ev.data.clean, masks)
     refs = dict(zip((s.name for s in ev.graph.senders), sender_references(ev)))
     with torch.no_grad():
-        base = (logit_diff(model, streams[-1], ev.data.answers, ev.data.distractors) / ev.full).item()
+        base = ev.score(streams[-1]).item()
     by_layer: dict[int, list[GraphEdge]] = defaultdict(list)
     for edge in edges:
         by_layer[edge.receiver.layer].append(edge)
@@ -81,7 +80,7 @@ def _patched(ev: Evaluator, masks: Masks, layer: int, streams: list[torch.Tensor
     with torch.no_grad():
         if layer == ev.n_layers:
             final = streams[-1].repeat(k, 1, 1) + torch.cat(deltas)
-            return logit_diff(model, final, ev.data.answers, ev.data.distractors) / ev.full
+            return ev.score(final)
         block = ev.graph.blocks[layer]
         replace: dict[str, list] = defaultdict(list)
         add: list = []
@@ -97,7 +96,7 @@ def _patched(ev: Evaluator, masks: Masks, layer: int, streams: list[torch.Tensor
             extra.append((block.mlp_in, _adding(k, n, add)))
         ev.blocks += k * (ev.n_layers - layer)
         final = run_blocks(ev.lm, streams[layer], layer, masks.repeat(k), ev.repl, extra=extra)
-        return logit_diff(model, final, ev.data.answers, ev.data.distractors) / ev.full
+        return ev.score(final)
 
 
 def _adding(k: int, n: int, deltas: list[tuple[int, torch.Tensor]]) -> Callable:
@@ -140,12 +139,12 @@ def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None, chu
     for i in range(0, delta.shape[0], chunk):
         scores += torch.einsum("npfd,nprd->fr", delta[i:i + chunk], grads[i:i + chunk])
     # a positive score estimates a drop in performance, as path patching measures it
-    drops = (-scores / ev.full).tolist()  # [sender (its forward order), receiver]
+    drops = (-scores / (ev.full - ev.base)).tolist()  # [sender (its forward order), receiver]
     return {e.key: drops[e.sender.order][graph.column[e.receiver.name, e.qkv]] for e in graph.edges}
 
 
 def _receiver_grads(ev: Evaluator, ig_steps: int, masks: Masks) -> torch.Tensor:
-    """d(mean logit difference)/d(receiver input) `[N, pos, R, d]` under `masks`, averaged over IG steps when asked."""
+    """d(metric)/d(receiver input) `[N, pos, R, d]` under `masks`, averaged over IG steps when asked."""
     model, graph = ev.lm.model, ev.graph
     clean_in = embed(model, ev.data.clean)
     reference_in = ev.repl.embed.expand_as(clean_in)
@@ -162,7 +161,7 @@ def _receiver_grads(ev: Evaluator, ig_steps: int, masks: Masks) -> torch.Tensor:
         with model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl), bwd_hooks=[(name, keep) for name in names]):
             final = model(x, start_at_layer=0, stop_at_layer=graph.n_layers)
             final.retain_grad()
-            logit_diff(model, final, ev.data.answers, ev.data.distractors).sum().backward()
+            ev.value(final).sum().backward()
         ev.passes += 1
         stacked = []
         for receiver, qkv in graph.receivers:  # heads' q, k, v [N, pos, n_heads, d] and the MLP per layer, the logits

@@ -1,5 +1,7 @@
-"""Measure circuits: performance = LD(circuit) / LD(full model), everything outside the circuit ablated; and the
-fuller `Measure` of a circuit: that ratio normalised by the empty circuit, KL divergence to the full model, accuracy.
+"""Measure circuits: performance = m(circuit) / m(full model), everything outside the circuit ablated, m the run's
+metric (mean logit difference, mean probability of the answer, or minus the KL divergence from the full model, which
+is normalised by the empty circuit instead); and the fuller `Measure` of a circuit: the performance, the metric
+normalised by the empty circuit, KL divergence to the full model, accuracy.
 
 An `Evaluator` holds one model x task x intervention and counts the forward passes it runs (for the benchmarks).
 `performance` is the reference: TransformerLens's own forward with ablation hooks. Runs from a cached layer
@@ -19,7 +21,8 @@ from transformer_lens import HookedTransformer
 from circuitdb.discovery.ablation import Replacement, embed, logit_diff, replacement, run_blocks
 from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.models import LoadedModel
-from circuitdb.discovery.tasks import TaskData, full_logit_diff
+from circuitdb.discovery.spec import METRICS
+from circuitdb.discovery.tasks import TaskData
 from circuitdb.errors import CircuitdbError
 
 LEAN_ARCHITECTURES = (None, "GPT2LMHeadModel")  # None: a config built in code (the toy model, benchmarks)
@@ -172,10 +175,10 @@ class LeanBlocks:
 
 @dataclass(frozen=True)
 class Measure:
-    """A circuit's numbers on its task's clean prompts, at the last position: `faithfulness` m(C)/m(full) with m the
-    mean logit difference; `normalised` (m(C) - m(empty)) / (m(full) - m(empty)), the empty circuit being every
-    node and edge at its reference; `kl` the mean KL(full || circuit) in nats; `accuracy` the share of prompts whose
-    top-1 token is the answer."""
+    """A circuit's numbers on its task's clean prompts, at the last position: `faithfulness` its performance under
+    the run's metric m; `normalised` (m(C) - m(empty)) / (m(full) - m(empty)), the empty circuit being every node and
+    edge at its reference; `kl` the mean KL(full || circuit) in nats; `accuracy` the share of prompts whose top-1
+    token is the answer."""
 
     faithfulness: float
     normalised: float
@@ -195,41 +198,53 @@ class Evaluator:
     ablation: str = "mean"
     seed: int = 0
     lean: bool = True
+    metric: str = "logit_diff"  # logit_diff, prob or kl
     repl: Replacement = field(init=False)
-    full: float = field(init=False)
+    full: float = field(init=False)  # m(full model)
+    base: float = field(init=False)  # the m a performance of 0 stands for: 0, or m(empty) for kl
     passes: int = field(default=0, init=False)  # forwards of the prompt batch, one per variant
     blocks: int = field(default=0, init=False)  # transformer blocks run, summed over variants
 
     def __post_init__(self) -> None:
-        self.repl = replacement(self.lm, self.data.corrupt, self.ablation, self.seed)
-        self.full = full_logit_diff(self.lm, self.data)
+        if self.metric not in METRICS:
+            raise CircuitdbError(f"unknown metric {self.metric!r} (use {', '.join(METRICS)})")
+        self.repl = replacement(self.lm, self.data.corrupt, self.ablation, self.seed, self.data.templates)
         self.embedded = embed(self.lm.model, self.data.clean)
         self.runner = LeanBlocks(self.lm.model, self.repl) if self.lean and lean_fits(self.lm.model) else None
         with torch.no_grad():
-            self.full_logprobs = self._last_logits(run_blocks(self.lm, self.embedded, 0, Masks.full(self.graph),
-                                                              self.repl)).log_softmax(-1)  # [N, vocab]
+            full = run_blocks(self.lm, self.embedded, 0, Masks.full(self.graph), self.repl)
+            self.full_logprobs = self._last_logits(full).log_softmax(-1)  # [N, vocab]
+            self.full = self.value(full).item()
             nothing = Masks.full(self.graph)
             nothing.heads[:], nothing.mlps[:] = False, False
             empty_input = self.repl.embed.expand_as(self.embedded)
-            self.empty = logit_diff(self.lm.model, run_blocks(self.lm, empty_input, 0, nothing, self.repl),
-                                    self.data.answers, self.data.distractors).item()
+            self.empty = self.value(run_blocks(self.lm, empty_input, 0, nothing, self.repl)).item()  # m(empty)
+        self.base = self.empty if self.metric == "kl" else 0.0
+        if self.full - self.empty <= 1e-3 * max(abs(self.full), abs(self.empty)):
+            raise CircuitdbError(
+                f"task {self.data.name}: under {self.metric} the full model scores {self.full:.4g} and the empty circuit "
+                f"({self.ablation}) {self.empty:.4g}, too close to normalise faithfulness by; use another --ablation")
+
+    def value(self, final: torch.Tensor) -> torch.Tensor:
+        """The metric m per variant `[K]` of final residual streams `[K*N, pos, d]` (differentiable): the mean logit
+        difference, the mean probability of the answer, or minus the mean KL(full || circuit)."""
+        if self.metric == "logit_diff":
+            return logit_diff(self.lm.model, final, self.data.answers, self.data.distractors)
+        logprobs = self._last_logits(final).log_softmax(-1).view(-1, self.data.n, self.full_logprobs.shape[-1])
+        if self.metric == "prob":
+            return logprobs[:, torch.arange(self.data.n), self.data.answers].exp().mean(-1)
+        return -(self.full_logprobs.exp() * (self.full_logprobs - logprobs)).sum(-1).mean(-1)
 
     def measure(self, final: torch.Tensor) -> Measure:
-        """The `Measure` of one circuit from its final residual stream `[N, pos, d]`; CircuitdbError when the full and
-        the empty circuit score too close together to normalise by."""
-        span = self.full - self.empty
-        if span <= 1e-3 * abs(self.full):
-            raise CircuitdbError(
-                f"task {self.data.name}: the full model scores {self.full:.4g} and the empty circuit ({self.ablation}) "
-                f"{self.empty:.4g}, too close to normalise faithfulness by; use another --ablation")
+        """The `Measure` of one circuit from its final residual stream `[N, pos, d]`."""
         with torch.no_grad():
+            m = self.value(final).item()
             logits = self._last_logits(final)
-            rows = torch.arange(self.data.n)
-            m = (logits[rows, self.data.answers] - logits[rows, self.data.distractors]).mean().item()
             logprobs = logits.log_softmax(-1)
             kl = (self.full_logprobs.exp() * (self.full_logprobs - logprobs)).sum(-1).mean().item()
             accuracy = (logits.argmax(-1) == self.data.answers).float().mean().item()
-        return Measure(m / self.full, (m - self.empty) / span, kl, accuracy)
+        return Measure((m - self.base) / (self.full - self.base), (m - self.empty) / (self.full - self.empty), kl,
+                       accuracy)
 
     def measure_nodes(self, names: set[str]) -> Measure:
         """The `Measure` of a node circuit: everything outside it at its reference."""
@@ -270,19 +285,19 @@ class Evaluator:
             and bool((masks.mlps[:, after] == masks.mlps[:1, after]).all())
         with torch.no_grad():
             if lean:
-                return self._score(self.runner.final(masks, start, resid))
-            return self._score(run_blocks(self.lm, resid, start, masks, self.repl))
+                return self.score(self.runner.final(masks, start, resid))
+            return self.score(run_blocks(self.lm, resid, start, masks, self.repl))
 
     def performance(self, masks: Masks) -> torch.Tensor:
         """Performance `[K]` of each variant: one full TransformerLens forward from the embedding (the reference)."""
         self.passes += masks.k
         self.blocks += masks.k * self.n_layers
         with torch.no_grad():
-            return self._score(run_blocks(self.lm, self.embedded, 0, masks, self.repl))
+            return self.score(run_blocks(self.lm, self.embedded, 0, masks, self.repl))
 
-    def _score(self, final: torch.Tensor) -> torch.Tensor:
-        """Performance of a final residual stream `[K*N, pos, d]` (only its last position is read)."""
-        return logit_diff(self.lm.model, final, self.data.answers, self.data.distractors) / self.full
+    def score(self, final: torch.Tensor) -> torch.Tensor:
+        """Performance `[K]` of final residual streams `[K*N, pos, d]` (only the last position is read)."""
+        return (self.value(final) - self.base) / (self.full - self.base)
 
     def layer_inputs(self, masks: Masks) -> list[torch.Tensor]:
         """Residual stream entering each block under a one-variant mask (one forward, cached for a sweep)."""

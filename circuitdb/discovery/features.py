@@ -67,7 +67,7 @@ class FeatureEvaluator:
             with torch.no_grad():
                 f = d.encode(x)
                 err = x - d.decode(f)
-            out[d.name] = Reference(reference(f, self.ablation, self.seed), reference(err, self.ablation, self.seed))
+            out[d.name] = Reference(*(reference(x, self.ablation, self.seed, self.data.templates) for x in (f, err)))
         return out
 
     def keep_all(self, k: int = 1) -> dict[str, torch.Tensor]:

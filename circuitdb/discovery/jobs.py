@@ -24,8 +24,6 @@ from circuitdb.domain import Run, parse_component, run_id
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
 
-METRIC = "logit_diff"
-
 
 def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:
     """The versions a run was made with, for its provenance."""
@@ -70,7 +68,7 @@ def _ladder(spec: JobSpec, lm: LoadedModel, method: Method, task: str, evaluator
     parent: Run | None = None
     for threshold in sorted(set(spec.thresholds), reverse=True):
         label = f"{task}@{threshold:g} ({name})"
-        stored = existing(run_id(lm.name, task, name, spec.ablation, METRIC, threshold))
+        stored = existing(run_id(lm.name, task, name, spec.intervention, spec.metric, threshold))
         if stored is not None:
             reporter.note(f"skipped {lm.name}/{label}: already in the catalog")
             parent = stored
@@ -98,7 +96,7 @@ def _measured(lm: LoadedModel, name: str, method: Method, step: Step, circuit: C
     else:
         measures = {"faithfulness": ev.faithfulness(members)}
     return Run(
-        model=lm.meta, task=ev.data.meta, method=name, threshold=step.threshold, ablation=spec.ablation, metric=METRIC,
+        model=lm.meta, task=ev.data.meta, method=name, threshold=step.threshold, ablation=spec.intervention, metric=spec.metric,
         components=circuit.components, edges=circuit.edges, completeness=ev.completeness(members),
         **measures, **circuit.measures,
         params={option: getattr(spec, option) for option in method.options} | circuit.params,
@@ -124,9 +122,10 @@ def evaluate_runs(runs: list[Run], tasks: list[str], n_prompts: int = 64, seed: 
         evaluators: dict[tuple[str, str], Evaluator] = {}
         for run in (r for r in runs if r.model.name == model):
             for task in tasks:
-                key = (task, run.ablation)
+                key = (task, run.ablation, run.metric)
                 if key not in evaluators:
-                    evaluators[key] = Evaluator(lm, build_task(task, lm, n_prompts, seed), run.ablation, seed)
+                    evaluators[key] = Evaluator(lm, build_task(task, lm, n_prompts, seed), run.ablation, seed,
+                                                metric=run.metric)
                 ev = evaluators[key]
                 performance = ev.faithfulness(lm.graph.components(run.components))
                 rows.append({"run": run.id, "task": ev.data.name, "performance": performance})

@@ -13,6 +13,9 @@ from circuitdb.domain import check_int, check_name, check_number, check_threshol
 from circuitdb.errors import CircuitdbError
 
 ABLATIONS = ("mean", "zero", "resample", "patch")  # the one intervention of a run; patch: paired corrupted
+MEANS = ("pooled", "per-template")
+METRICS = ("logit_diff", "prob", "kl")  # m: mean logit difference, mean p(answer), minus the mean KL from the full model
+INTERVENTIONS = (*ABLATIONS, "mean-per-template")  # what a run records: --means per-template makes mean that
 EDGE_METHODS = ("path", "eap", "eap-ig", "none")
 
 
@@ -27,6 +30,8 @@ class JobSpec:
     saes: list[str] = field(default_factory=list)  # sae-attr's dictionaries
     edges: str = "path"  # the head methods' options, to nested ... robust
     ablation: str = "mean"
+    means: str = "pooled"  # mean over all corrupted prompts, or over those of each prompt's template
+    metric: str = "logit_diff"
     n_prompts: int = 64
     seed: int = 0
     nested: bool = True
@@ -54,12 +59,23 @@ class JobSpec:
                 raise CircuitdbError(f"unknown method {method!r} (use {', '.join(METHOD_CHECKS)})")
         if self.ablation not in ABLATIONS:
             raise CircuitdbError(f"unknown ablation {self.ablation!r} (use {', '.join(ABLATIONS)})")
+        if self.metric not in METRICS:
+            raise CircuitdbError(f"unknown --metric {self.metric!r} (use {', '.join(METRICS)})")
+        if self.means not in MEANS:
+            raise CircuitdbError(f"unknown --means {self.means!r} (use {', '.join(MEANS)})")
+        if self.means == "per-template" and self.ablation != "mean":
+            raise CircuitdbError(f"--means per-template applies to --ablation mean, not {self.ablation}")
         if self.n_prompts < 4:
             raise CircuitdbError(f"--prompts must be at least 4, got {self.n_prompts}")
         for check in dict.fromkeys(METHOD_CHECKS[m] for m in self.methods):
             check(self)
         check_device(self.device)
         return self
+
+    @property
+    def intervention(self) -> str:
+        """What the runs record as their ablation: mean-per-template for --means per-template, else --ablation."""
+        return "mean-per-template" if self.means == "per-template" else self.ablation
 
     def steps(self, default: int) -> int:
         """The integration steps asked for, else the method's `default`."""
@@ -112,6 +128,9 @@ def _head_options(spec: JobSpec) -> None:
 
 def _feature_options(spec: JobSpec) -> None:
     """The options of sae-attr: its dictionaries and feature selection."""
+    if spec.metric != "logit_diff":
+        raise CircuitdbError(f"sae-attr measures the logit difference; --metric {spec.metric} applies to prune, path, "
+                             "eap and eap-ig")
     if not spec.saes:
         raise CircuitdbError("sae-attr needs at least one --sae")
     for sae in spec.saes:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, FeatureEvaluator]:
     """The job's dictionaries, loaded once, and one feature evaluator per task."""
     dictionaries = [load_dictionary(s, lm) for s in spec.saes]
-    return {name: FeatureEvaluator(lm, task, list(dictionaries), spec.ablation, spec.seed) for name, task in data.items()}
+    return {name: FeatureEvaluator(lm, task, list(dictionaries), spec.intervention, spec.seed) for name, task in data.items()}
 
 
 def select(ev: FeatureEvaluator, scores: dict[Node, float], threshold: float, top_k: int | None = None,
@@ -85,6 +85,6 @@ def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: 
     return {"nodes": len(nodes), "spearman": round(rho, 4) if math.isfinite(rho) else None}
 
 
-SAE_ATTR = Method("sae-attr", evaluators, find, ("top_k", "node_threshold", "min_edge", "check_top", "ablation", "n_prompts",
-                  "seed"), score=lambda ev, spec: ev.attribution(),
+SAE_ATTR = Method("sae-attr", evaluators, find, ("top_k", "node_threshold", "min_edge", "check_top", "ablation", "means",
+                                                 "n_prompts", "seed"), score=lambda ev, spec: ev.attribution(),
                   variant=lambda ev: "+".join(d.name for d in ev.dictionaries), packages=("sae-lens",))

@@ -29,11 +29,13 @@ class Prompts:
     corrupt: list[str]
     answers: list[str]
     distractors: list[str]
+    templates: list[str] | None = None  # each prompt's template (for means per template); None: one template
 
 
 @dataclass
 class TaskData:
-    """Token batches of one task for one model: clean/corrupt `[N, pos]`, answer/distractor ids `[N]`."""
+    """Token batches of one task for one model: clean/corrupt `[N, pos]`, answer/distractor ids `[N]`, each prompt's
+    template as a number `[N]` when known."""
 
     name: str
     family: str
@@ -42,6 +44,7 @@ class TaskData:
     corrupt: torch.Tensor
     answers: torch.Tensor
     distractors: torch.Tensor
+    templates: torch.Tensor | None = None  # None: one template
     baseline_accuracy: float = 1.0
 
     @property
@@ -71,7 +74,9 @@ def tokenize(lm: LoadedModel, prompts: Prompts) -> TaskData:
         raise CircuitdbError(f"task {prompts.name}: corrupted prompts are {corrupt.shape[1]} tokens, clean ones {clean.shape[1]}")
     answers = torch.tensor([lm.codec.token_id(a) for a in prompts.answers])
     distractors = torch.tensor([lm.codec.token_id(d) for d in prompts.distractors])
-    return TaskData(prompts.name, prompts.family, prompts.description, clean, corrupt, answers, distractors)
+    labels = prompts.templates or [""] * len(prompts.clean)
+    templates = torch.tensor([sorted(set(labels)).index(label) for label in labels])
+    return TaskData(prompts.name, prompts.family, prompts.description, clean, corrupt, answers, distractors, templates)
 
 
 def keep_solved(lm: LoadedModel, data: TaskData, min_prompts: int = 4) -> TaskData:
@@ -89,8 +94,9 @@ def keep_solved(lm: LoadedModel, data: TaskData, min_prompts: int = 4) -> TaskDa
             f"{int(solved.sum())} of {data.n} prompts solved (need {min_prompts})"
         )
     keep = solved.nonzero()[:, 0]
+    templates = None if data.templates is None else data.templates[keep]
     return replace(data, clean=data.clean[keep], corrupt=data.corrupt[keep], answers=data.answers[keep],
-                   distractors=data.distractors[keep], baseline_accuracy=accuracy)
+                   distractors=data.distractors[keep], templates=templates, baseline_accuracy=accuracy)
 
 
 def full_logit_diff(lm: LoadedModel, data: TaskData) -> float:

@@ -59,9 +59,10 @@ def seqcont_prompts(spec: str, n_prompts: int, seed: int = 0) -> Prompts:
 
     rng = random.Random(seed)
     templates = [None] if bare else list(TEMPLATES.values())
-    clean, corrupt, answers, distractors = [], [], [], []
+    clean, corrupt, answers, distractors, used = [], [], [], [], []
     for i in range(n_prompts):
         template = templates[i % len(templates)]
+        used.append(template or "bare")
         values = _clean_values(rng.randint(1, top - SHOWN), down, top)
         shown = values[:SHOWN]
         bad = _corrupt_values(rng, shown, corruption, down, top)
@@ -72,4 +73,4 @@ def seqcont_prompts(spec: str, n_prompts: int, seed: int = 0) -> Prompts:
         distractors.append(" " + member(shown[-1]))
     family = ("bare" if bare else "templates") + (" decreasing" if down else "")
     description = f"continue {name} ({family}), corrupted by {corruption}"
-    return Prompts(spec, f"seqcont {family}", description, clean, corrupt, answers, distractors)
+    return Prompts(spec, f"seqcont {family}", description, clean, corrupt, answers, distractors, used)

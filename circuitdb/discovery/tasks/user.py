@@ -1,6 +1,7 @@
 """User tasks from a file: JSONL (one prompt per line) or YAML (a list of prompts, or a template with slot rows).
 
-JSONL line / YAML prompt: {"prompt": ..., "answer": ..., "distractor": ..., "corrupted": ...}.
+JSONL line / YAML prompt: {"prompt": ..., "answer": ..., "distractor": ..., "corrupted": ..., "template": ...}
+("template", optional, names the prompt's template for means per template).
 YAML template form: {name, template, answer, distractor, corrupted, rows: [{slot: value, ...}, ...]} where the four
 texts use {slot} placeholders filled from each row.
 """
@@ -59,7 +60,7 @@ def _fill(path: Path, index: int, doc: dict, row: object) -> dict:
 
 
 def _prompts(name: str, family: str, description: str, rows: list[tuple[str, object]], path: Path) -> Prompts:
-    clean, corrupt, answers, distractors = [], [], [], []
+    clean, corrupt, answers, distractors, templates = [], [], [], [], []
     for where, row in rows:
         missing = [f for f in FIELDS if not (isinstance(row, dict) and isinstance(row.get(f), str) and row.get(f))]
         if missing:
@@ -68,6 +69,7 @@ def _prompts(name: str, family: str, description: str, rows: list[tuple[str, obj
         corrupt.append(row["corrupted"])
         answers.append(row["answer"])
         distractors.append(row["distractor"])
+        templates.append(str(row.get("template", "")))
     if not clean:
         raise CircuitdbError(f"{path}: the task has no prompts")
-    return Prompts(name, family, description, clean, corrupt, answers, distractors)
+    return Prompts(name, family, description, clean, corrupt, answers, distractors, templates)
