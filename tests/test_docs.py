@@ -137,7 +137,7 @@ def test_every_readme_example_runs(tmp_path: Path, examples: Path, neo4j_url: st
         assert result.exit_code == 0, f"{line}\n{result.output}"
         ran += 1
     assert ran >= 30
-    for picture in ("venn.png", "similarity.png", "overlap.png", "ioi.png", "relations.png"):
+    for picture in ("venn.png", "similarity.png", "overlap.png", "ioi.png", "relations.png", "curve.png"):
         assert (tmp_path / picture).read_bytes()[:4] == b"\x89PNG", picture
     assert (tmp_path / "shared.svg").read_text().lstrip().startswith("<?xml")
 
