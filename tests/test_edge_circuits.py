@@ -154,3 +154,15 @@ def test_head_outputs_filed_under_the_wrong_head_fail_the_comparisons(evaluators
     assert eap_gap(ev, independent, 0) > 1e-3
     assert edge_circuit_gap(ev, independent) > 1e-3
 
+
+
+def test_a_task_the_model_does_not_prefer_is_refused(lm, digits) -> None:
+    """Swapped answers and distractors: LD(full) < 0, so no ratio of it means anything."""
+    from dataclasses import replace
+
+    from circuitdb.errors import CircuitdbError
+
+    swapped = replace(digits, answers=digits.distractors, distractors=digits.answers)
+    with pytest.raises(CircuitdbError, match="not above 0"):
+        Evaluator(lm, swapped)
+    Evaluator(lm, swapped, metric="kl")  # KL needs no preference, only a gap between the full and the empty circuit

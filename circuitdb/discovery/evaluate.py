@@ -220,6 +220,9 @@ class Evaluator:
             empty_input = self.repl.embed.expand_as(self.embedded)
             self.empty = self.value(run_blocks(self.lm, empty_input, 0, nothing, self.repl)).item()  # m(empty)
         self.base = self.empty if self.metric == "kl" else 0.0
+        if self.metric == "logit_diff" and self.full <= 0:
+            raise CircuitdbError(f"task {self.data.name}: the full model's mean logit difference is {self.full:.4g}, "
+                                 "not above 0: there is no performance to keep")
         if self.full - self.empty <= 1e-3 * max(abs(self.full), abs(self.empty)):
             raise CircuitdbError(
                 f"task {self.data.name}: under {self.metric} the full model scores {self.full:.4g} and the empty circuit "
