@@ -41,6 +41,8 @@ def features() -> None:
 @click.option("--node-threshold", type=float, default=None,
               help="Only features whose attribution is at least this fraction of the full logit difference.")
 @click.option("--min-edge", default=0.005, show_default=True, help="Keep feature edges with |weight| >= this fraction of the LD.")
+@click.option("--ig-steps", type=AT_LEAST_1, default=None,
+              help="Integration steps of node attribution (default 10, as Marks et al.; 1: plain attribution patching).")
 @click.option("--check-top", type=AT_LEAST_0, default=20, show_default=True,
               help="Ablate the circuit's N strongest nodes exactly and record their rank agreement with attribution.")
 @click.option("--ablation", default="mean", show_default=True,

@@ -1,9 +1,12 @@
 """SAE feature circuits: attribution of a task's metric to SAE features, exact ablation, feature-to-feature edges.
 
 Each dictionary is spliced into the model at its hook as `decode(f) + err`, where `err = x - decode(encode(x))` is the
-error node, so the spliced model computes exactly what the model does. A feature's attribution is the first-order
-estimate of the metric's drop when it is ablated (set to its value on the corrupted prompts: mean, zero or resample),
-grad x (clean - ablated), summed over positions and averaged over prompts, as a fraction of the full logit difference.
+error node, so the spliced model computes exactly what the model does. A feature's attribution estimates the metric's
+drop when it is ablated (set to its reference: mean, zero, resample or patch over the corrupted prompts) by integrated
+gradients, as Marks et al. (Sparse Feature Circuits) do: the gradient averaged over the dictionary's features and
+error interpolated from clean towards the reference (alpha = 0, 1/steps, ..., (steps-1)/steps; one step is plain
+attribution patching), times (clean - reference), summed over positions and averaged over prompts, as a fraction of
+the full logit difference. Error nodes are attributed the same way.
 """
 
 from __future__ import annotations
@@ -122,12 +125,16 @@ class FeatureEvaluator:
             out += (1 - self.performance(keep)).tolist()
         return out
 
-    def attribution(self) -> dict[Node, float]:
-        """Attribution patching through each dictionary: grad x (clean - ablated) per node, a fraction of the full LD."""
+    def attribution(self, steps: int = 10) -> dict[Node, float]:
+        """Integrated-gradient attribution through each dictionary (`steps` = 1: plain attribution patching):
+        mean grad x (clean - reference) per node, a fraction of the full LD."""
         scores: dict[Node, float] = {}
         for d in self.dictionaries:
-            f, err, g_f, g_err = self._leaf_grads(d)
             ref = self.refs[d.name]
+            g_f = g_err = 0.0
+            for step in range(steps):
+                f, err, step_f, step_err = self._leaf_grads(d, step / steps)
+                g_f, g_err = g_f + step_f / steps, g_err + step_err / steps
             # the metric is a mean over prompts, so its gradients already carry 1/N: sum, do not average
             per_feature = (g_f * (f - ref.f)).sum((0, 1)) / self.full
             per_error = (g_err * (err - ref.err)).sum() / self.full
@@ -135,14 +142,16 @@ class FeatureEvaluator:
             scores[(d.name, None)] = per_error.item()
         return scores
 
-    def _leaf_grads(self, d: Dictionary) -> tuple[torch.Tensor, ...]:
-        """Clean feature and error values at `d` and the metric's gradients with respect to them."""
+    def _leaf_grads(self, d: Dictionary, alpha: float = 0.0) -> tuple[torch.Tensor, ...]:
+        """Clean feature and error values at `d`, and the metric's gradients with respect to them at the point
+        `alpha` of the way from clean to the reference."""
         leaves: dict[str, torch.Tensor] = {}
-        with self.lm.model.hooks(fwd_hooks=[(d.hook, _leaf_splice(d, leaves))]):
+        splice = _leaf_splice(d, leaves, self.refs[d.name], alpha)
+        with self.lm.model.hooks(fwd_hooks=[(d.hook, splice)]):
             resid = self.lm.model(self.data.clean, stop_at_layer=self.lm.model.cfg.n_layers)
             metric = logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors).sum()
         g_f, g_err = torch.autograd.grad(metric, [leaves["f"], leaves["err"]])
-        return leaves["f"].detach(), leaves["err"].detach(), g_f, g_err
+        return leaves["clean_f"], leaves["clean_err"], g_f, g_err
 
     def edges(self, members: set[Node]) -> dict[tuple[Node, Node], float]:
         """Feature-to-feature edges between consecutive dictionaries, among `members`: for downstream node j,
@@ -215,14 +224,19 @@ class FeatureEvaluator:
             return 1 - (logit_diff(self.lm.model, resid, self.data.answers, self.data.distractors) / self.full).item()
 
 
-def _leaf_splice(d: Dictionary, leaves: dict[str, torch.Tensor]) -> Callable:
-    """A hook splicing `d` in as `decode(f) + err` with f and err fresh leaves (put in `leaves`), so gradients stop
-    there: the metric's partial derivatives at the dictionary's nodes."""
+def _leaf_splice(d: Dictionary, leaves: dict[str, torch.Tensor], ref: Reference | None = None,
+                 alpha: float = 0.0) -> Callable:
+    """A hook splicing `d` in as `decode(f) + err` with f and err fresh leaves (put in `leaves`, with their clean
+    values), moved `alpha` of the way to `ref`; gradients stop there: the metric's partial derivatives at the
+    dictionary's nodes."""
 
     def hook(x: torch.Tensor, hook: object) -> torch.Tensor:
         with torch.no_grad():
             f = d.encode(x)
             err = x - d.decode(f)
+            leaves["clean_f"], leaves["clean_err"] = f, err
+            if alpha:
+                f, err = f + alpha * (ref.f - f), err + alpha * (ref.err - err)
         leaves["f"], leaves["err"] = f.requires_grad_(), err.requires_grad_()
         return d.decode(leaves["f"]) + leaves["err"]
 

@@ -137,6 +137,8 @@ def _feature_options(spec: JobSpec) -> None:
         check_name(sae, "--sae")
     if spec.top_k is not None and spec.top_k < 1:
         raise CircuitdbError(f"--top-k must be at least 1, got {spec.top_k}")
+    if spec.ig_steps is not None and spec.ig_steps < 1:
+        raise CircuitdbError(f"--ig-steps must be at least 1 (1: plain attribution patching), got {spec.ig_steps}")
     if spec.min_edge < 0:
         raise CircuitdbError(f"--min-edge must be >= 0, got {spec.min_edge}")
     if spec.check_top < 0:

@@ -1,7 +1,8 @@
-"""`sae-attr`: feature circuits through SAE dictionaries (`features.py`). Attribution ranks every feature and error node
-once per task; the circuit is the shortest prefix of the ranking that reaches the threshold, within the stricter
-circuit's size so a ladder nests. Runs name their dictionaries (`sae-attr:resid2+resid3`), which keeps runs over
-different dictionaries apart, and record checks of attribution against exact ablation and patching."""
+"""`sae-attr`: feature circuits through SAE dictionaries (`features.py`). Attribution (integrated gradients) ranks
+every feature and error node once per task; the circuit is the shortest prefix of the ranking that reaches the
+threshold, within the stricter circuit's size so a ladder nests. Runs name their dictionaries
+(`sae-attr:resid2+resid3`), which keeps runs over different dictionaries apart, and record checks of attribution
+against exact ablation and patching."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from circuitdb.errors import CircuitdbError
 
 if TYPE_CHECKING:
     from circuitdb.discovery.spec import JobSpec
+
+IG_STEPS = 10  # integration steps of node attribution unless --ig-steps: Marks et al.'s default
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, FeatureEvaluator]:
@@ -68,6 +71,8 @@ def find(step: Step) -> Circuit:
                         "exact": round(ev.exact_edge(s, r), 6)}
                        for s, r in sorted(edges, key=lambda e: -abs(edges[e]))[: min(5, spec.check_top)]],
         "candidates": len(scores),
+        "attribution": "integrated gradients" if spec.steps(IG_STEPS) > 1 else "attribution patching",
+        "ig_steps": spec.steps(IG_STEPS),
     }
     rho = check["spearman"]
     return Circuit(set(chosen), {**{node_name(n): round(scores[n], 8) for n in chosen}, "logits": None}, edge_list,
@@ -86,5 +91,6 @@ def _attribution_check(ev: FeatureEvaluator, scores: dict[Node, float], chosen: 
 
 
 SAE_ATTR = Method("sae-attr", evaluators, find, ("top_k", "node_threshold", "min_edge", "check_top", "ablation", "means",
-                                                 "n_prompts", "seed"), score=lambda ev, spec: ev.attribution(),
+                                                 "n_prompts", "seed"),
+                  score=lambda ev, spec: ev.attribution(spec.steps(IG_STEPS)),
                   variant=lambda ev: "+".join(d.name for d in ev.dictionaries), packages=("sae-lens",))
