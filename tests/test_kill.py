@@ -3,7 +3,7 @@
 
 After each kill the catalog is reopened by a writer (which discards what the killed one staged) and every run is
 checked against what its writer meant: memberships and edges counted, edge weights summed, no stray edges. Trials
-per kill moment: CIRCUITDB_KILL_TRIALS (default 2) and CIRCUITDB_KILL_DISCOVER_TRIALS (default 1; the closing
+per kill moment: CIRCUITDB_KILL_TRIALS (default 1) and CIRCUITDB_KILL_DISCOVER_TRIALS (default 1; the closing
 figures use 30 of each), edges per run CIRCUITDB_KILL_EDGES.
 """
 
@@ -24,7 +24,7 @@ from conftest import wipe_neo4j
 from circuitdb import Catalog
 
 HERE = Path(__file__).parent
-TRIALS = int(os.environ.get("CIRCUITDB_KILL_TRIALS", "2"))
+TRIALS = int(os.environ.get("CIRCUITDB_KILL_TRIALS", "1"))
 EDGES = int(os.environ.get("CIRCUITDB_KILL_EDGES", "0"))
 DISCOVER_TRIALS = int(os.environ.get("CIRCUITDB_KILL_DISCOVER_TRIALS", "1"))
 MOMENTS = {"kuzu": ("random", "checkpoint"), "neo4j": ("random",)}
