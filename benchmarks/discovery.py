@@ -4,7 +4,7 @@ Measured on the shipped toy model and on a GPT-2-small-shaped random model with 
 12 heads, d_model 768, 32 prompts x 16 tokens; see `planted_gpt2_shaped`), in one run so the ratios compare like with
 like. Not a test: it prints figures.
 
-    .venv/bin/python benchmarks/discovery.py [--threads 1] [--threshold 0.8] [--skip-gpt2]
+    .venv/bin/python benchmarks/discovery.py [--threads 1] [--threshold 0.8] [--skip-gpt2 | --eap-only]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TypeVar
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from circuitdb.discovery.ablation import embed, logit_diff
 from circuitdb.discovery.edges import eap_scores
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.models import LoadedModel, load_model, prepare
@@ -100,6 +101,34 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - started
 
 
+def forward_backward(lm: LoadedModel, data: TaskData) -> None:
+    """One plain forward of the clean prompts and the backward of their logit difference to the embeddings: the
+    unit EAP's cost is quoted in."""
+    model = lm.model
+    x = embed(model, data.clean).detach().requires_grad_(True)
+    logit_diff(model, model(x, start_at_layer=0, stop_at_layer=model.cfg.n_layers), data.answers, data.distractors).backward()
+
+
+def measure_eap(lm: LoadedModel, data: TaskData) -> dict:
+    """EAP and EAP-IG (5 steps) over every edge of the full graph beside one forward+backward, in the same run."""
+    eap_ev = Evaluator(lm, data)
+    forward_backward(lm, data)  # warm-up
+    _, step_s = timed(lambda: forward_backward(lm, data))
+    scores, eap_s = timed(lambda: eap_scores(eap_ev))
+    _, eap_ig_s = timed(lambda: eap_scores(eap_ev, 5))
+    assert len(scores) == len(lm.graph.edges)
+    return {"eap_edges": len(scores), "eap_seconds": round(eap_s, 2), "eap_ig_seconds": round(eap_ig_s, 2),
+            "forward_backward_seconds": round(step_s, 3), "eap_ratio": round(eap_s / step_s, 2),
+            "eap_ig_ratio": round(eap_ig_s / step_s, 2)}
+
+
+def report_eap(f: dict) -> None:
+    verdict = "PASS" if f["eap_ratio"] <= 3 else "MISS"
+    print(f"EAP over all {f['eap_edges']} edges: {f['eap_seconds']:.2f} s = {f['eap_ratio']:.1f}x one forward+backward "
+          f"({f['forward_backward_seconds']:.3f} s; target <= 3x) [{verdict}]; EAP-IG (5 steps): {f['eap_ig_seconds']:.2f} s "
+          f"= {f['eap_ig_ratio']:.1f}x")
+
+
 def measure(name: str, lm: LoadedModel, data: TaskData, threshold: float, planted: list[str] | None = None) -> dict:
     """Prune three ways (the same circuit expected), then EAP over every edge of the full graph.
 
@@ -110,9 +139,6 @@ def measure(name: str, lm: LoadedModel, data: TaskData, threshold: float, plante
     fast, fast_s = timed(lambda: prune(fast_ev, threshold))
     cached, cached_s = timed(lambda: prune(cached_ev, threshold))
     plain, plain_s = timed(lambda: prune_plain(plain_ev, threshold))
-    eap_ev = Evaluator(lm, data)
-    scores, eap_s = timed(lambda: eap_scores(eap_ev))
-    assert len(scores) == len(lm.graph.edges)
     return {
         "model": name, "prompts": data.n, "tokens": data.clean.shape[1], "threshold": threshold,
         "circuit": fast.names, "circuit_size": len(fast.names), "sweeps": fast.sweeps,
@@ -122,8 +148,7 @@ def measure(name: str, lm: LoadedModel, data: TaskData, threshold: float, plante
         "cached_tl_seconds": round(cached_s, 2), "cached_tl_blocks_run": cached_ev.blocks,
         "plain_seconds": round(plain_s, 2), "plain_forwards": plain.passes, "plain_blocks_run": plain_ev.blocks,
         "speedup": round(plain_s / fast_s, 2), "cached_tl_speedup": round(plain_s / cached_s, 2),
-        "identical_circuits": fast.names == cached.names == plain.names,
-        "eap_edges": len(scores), "eap_seconds": round(eap_s, 2),
+        "identical_circuits": fast.names == cached.names == plain.names, **measure_eap(lm, data),
     }
 
 
@@ -142,7 +167,7 @@ def report(f: dict) -> None:
           f"{f['plain_blocks_run']} blocks run")
     verdict = "PASS" if f["speedup"] >= 2 and f["identical_circuits"] else "MISS"
     print(f"speed-up {f['speedup']:.2f}x (target >= 2x), identical circuits: {f['identical_circuits']}  [{verdict}]")
-    print(f"EAP over all {f['eap_edges']} edges: {f['eap_seconds']:.2f} s")
+    report_eap(f)
 
 
 def main() -> None:
@@ -150,9 +175,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--skip-gpt2", action="store_true", help="only the toy model (the GPT-2-shaped run takes minutes)")
+    parser.add_argument("--eap-only", action="store_true", help="only EAP / EAP-IG on the GPT-2-shaped model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    if args.eap_only:
+        lm, data, _ = planted_gpt2_shaped()
+        figures = measure_eap(lm, data)
+        report_eap(figures)
+        print(json.dumps(figures))
+        return
     results = []
     toy = load_model("toy")
     results.append(measure("toy", toy, build_task("digits", toy, n_prompts=64), args.threshold))
