@@ -22,7 +22,8 @@ from circuitdb.store.writes import MERGE_COMPONENTS, Rows, SmallWrites, Steps, r
 
 BATCH = 10_000
 TIMEOUT_S = 5  # connecting, and waiting for the server's first answer
-RETRY_S = 10  # the driver retries transient failures (deadlocks, a leader switch) this long
+RETRY_S = 30  # the driver retries transient failures (deadlocks, a leader switch) this long (16 writers on
+# shared components of a loaded 2-core machine needed more than 10 s)
 logging.getLogger("neo4j").addHandler(logging.NullHandler())  # the driver's retry notices stay off stderr
 SCHEMA_WAIT_S = 30  # how long to wait for another process's schema transaction, as the driver does for retries
 
