@@ -102,7 +102,7 @@ def test_a_server_lost_mid_write_is_one_line_and_no_half_run(neo4j_url: str) -> 
     proxy.cut()
     out, err = proc.communicate(timeout=90)
     print(f"writer failed {time.monotonic() - started:.1f} s after the cut")
-    assert time.monotonic() - started < 45  # the driver's retry budget (RETRY_S) plus its back-off and the exit
+    assert time.monotonic() - started < 45  # the driver's retry budget (DRIVER_RETRY_S) plus its back-off and the exit
     assert proc.returncode != 0 and "done" not in out
     lines = err.strip().splitlines()
     assert lines and ("cannot reach Neo4j" in lines[-1] or "broke during the commit" in lines[-1]), err

@@ -22,8 +22,9 @@ from circuitdb.store.writes import MERGE_COMPONENTS, Rows, SmallWrites, Steps, r
 
 BATCH = 10_000
 TIMEOUT_S = 5  # connecting, and waiting for the server's first answer
-RETRY_S = 30  # the driver retries transient failures (deadlocks, a leader switch) this long (16 writers on
-# shared components of a loaded 2-core machine needed more than 10 s)
+DRIVER_RETRY_S = 10  # the driver retries a failed transaction this long, a lost server included
+RETRY_S = 30  # deadlocks are retried on this long (16 writers on shared components of a loaded 2-core machine
+# needed more than 10 s), while a lost server still fails after DRIVER_RETRY_S
 logging.getLogger("neo4j").addHandler(logging.NullHandler())  # the driver's retry notices stay off stderr
 SCHEMA_WAIT_S = 30  # how long to wait for another process's schema transaction, as the driver does for retries
 
@@ -121,7 +122,7 @@ class Neo4jStore(SmallWrites):
         try:
             self.driver = neo4j.GraphDatabase.driver(url, auth=auth, connection_timeout=TIMEOUT_S,
                                                      connection_acquisition_timeout=TIMEOUT_S,
-                                                     max_transaction_retry_time=RETRY_S, notifications_min_severity="OFF")
+                                                     max_transaction_retry_time=DRIVER_RETRY_S, notifications_min_severity="OFF")
         except (ValueError, DriverError) as exc:
             raise StoreError(f"bad Neo4j URL {url!r}: {exc}") from None
         with failures(url, "connecting"):
@@ -186,10 +187,18 @@ class Neo4jStore(SmallWrites):
             raise CircuitdbError(f"query failed on Neo4j: {exc.message}") from None
 
     def _write(self, what: str, work: Callable[[neo4j.ManagedTransaction], Any]) -> Any:
-        """`work` in one managed transaction, which the driver retries on transient errors (deadlocks included)."""
+        """`work` in one managed transaction, which the driver retries on transient errors; deadlocks, which many
+        writers sharing components meet, are retried on until RETRY_S."""
+        deadline = time.monotonic() + RETRY_S
         try:
-            with failures(self.url, what), signals_held(what), self.driver.session() as session:
-                return session.execute_write(work)
+            with failures(self.url, what), signals_held(what):
+                while True:
+                    try:
+                        with self.driver.session() as session:
+                            return session.execute_write(work)
+                    except TransientError as exc:
+                        if "Deadlock" not in (exc.code or "") or time.monotonic() > deadline:
+                            raise
         except Neo4jError as exc:
             raise StoreError(f"{what} on Neo4j failed, nothing written: {exc.message}") from None
 
