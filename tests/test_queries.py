@@ -183,7 +183,7 @@ def test_similarity_of_all_runs(loaded: Catalog, monkeypatch: pytest.MonkeyPatch
     assert (matrix.diagonal() == 1.0).all()
 
 
-@pytest.mark.parametrize("dense_share", [0, 4, 10**9])
+@pytest.mark.parametrize("dense_share", [0, 8, 10**9])  # all sparse, both (each kernel), all dense
 def test_overlap_kernels_match_a_direct_count(monkeypatch: pytest.MonkeyPatch, dense_share: int) -> None:
     """shared_count and shared_min on a random incidence with rare to common items, tied and zero weights."""
     monkeypatch.setattr(similarity_module, "DENSE_SHARE", dense_share)
