@@ -9,13 +9,14 @@ import random
 import pytest
 import torch
 from independent import Independent
+from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from circuitdb.discovery import edge_circuits, edges
 from circuitdb.discovery.edge_circuits import measure_edges
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
-from circuitdb.discovery.models import load_model
-from circuitdb.discovery.tasks import build_task
+from circuitdb.discovery.models import LoadedModel, load_model, prepare
+from circuitdb.discovery.tasks import TaskData, build_task
 
 torch.set_num_threads(1)
 INTERVENTIONS = ("mean", "zero", "patch", "mean-per-template")
@@ -107,6 +108,30 @@ def test_other_metrics_match_the_independent_evaluator(lm, digits, metric: str) 
     ev, independent = Evaluator(lm, digits, "mean", metric=metric), Independent(lm.model, digits, "mean", metric)
     assert edge_circuit_gap(ev, independent) < 1e-4
     assert eap_gap(ev, independent, 2) < 1e-5
+
+
+@pytest.mark.parametrize("normalization", ["LN", "LNPre", "RMS", "RMSPre"])
+def test_eap_matches_independent_autograd_under_each_normalization(normalization: str) -> None:
+    """EAP pulls head gradients back through ln1 in closed form: check it on a tiny random model of each kind (random
+    ln1 weights and biases, so neither is the identity)."""
+    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=20, n_ctx=6,
+                                  act_fn="gelu", normalization_type=normalization, seed=0)
+    model = HookedTransformer(cfg)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if ".ln1." in name and name.endswith(".w"):
+                parameter.uniform_(0.5, 1.5)
+            elif ".ln1." in name:
+                parameter.normal_(0, 0.3)
+    generator = torch.Generator().manual_seed(0)
+    clean, corrupt = torch.randint(0, 20, (2, 8, 6), generator=generator)
+    with torch.no_grad():
+        last = model(clean)[:, -1]  # answers the model's top token, distractors its bottom one: a clear logit difference
+    data = TaskData("random", "test", "random tokens", clean, corrupt, last.argmax(-1), last.argmin(-1))
+    ev = Evaluator(LoadedModel("tiny", prepare(model), None, "random"), data, "patch")
+    for ig_steps in (0, 2):
+        assert eap_gap(ev, Independent(model, data, "patch"), ig_steps) < 1e-5
+    assert max(map(abs, eap_scores(ev).values())) > 1e-2
 
 
 def test_eap_scores_follow_the_intervention(evaluators) -> None:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import torch
 
-from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, run_blocks, split_inputs
+from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, run_blocks
 from circuitdb.discovery.edge_circuits import sender_references
 from circuitdb.discovery.evaluate import Evaluator
-from circuitdb.discovery.graph import EdgeKey, GraphEdge, Masks
+from circuitdb.discovery.graph import Block, EdgeKey, GraphEdge, Masks
 
 
 def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
@@ -30,7 +30,7 @@ def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dic
     blocks, logits = graph.blocks, graph.nodes["logits"]
     wanted = {node.hook for node in graph.senders} | {b.resid_pre for b in blocks} | {logits.inputs[""]}
     with torch.no_grad(), model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl)):
-        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in wanted)
+        _, cache = model.run_with_cache(tokens, stop_at_layer=graph.n_layers, names_filter=lambda name: name in wanted)
         outputs = {"input": cache[graph.nodes["input"].hook]}
         for layer, heads in enumerate(graph.heads):
             result = torch.einsum("nphk,hkd->nphd", cache[blocks[layer].z], model.blocks[layer].attn.W_O)
@@ -124,51 +124,99 @@ def _setting(k: int, n: int, values: list[tuple[int, int, torch.Tensor]]) -> Cal
     return hook
 
 
-def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None, chunk: int = 8) -> dict[EdgeKey, float]:
+def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None) -> dict[EdgeKey, float]:
     """Estimated performance drop of every edge of the graph (EAP; EAP-IG with `ig_steps` > 0), inside the circuit
-    `masks` (everything else at its reference) or the full model."""
-    graph = ev.graph
-    masks = masks if masks is not None else Masks.full(graph)
-    clean, _ = node_outputs(ev, ev.data.clean, masks)
-    refs = sender_references(ev)
-    delta = torch.stack([(ref - clean[s.name]).expand_as(clean[s.name]) for s, ref in zip(graph.senders, refs)],
-                        dim=2)  # [N, pos, F, d]
-    with split_inputs(ev.lm.model):
-        grads = _receiver_grads(ev, ig_steps, masks)  # [N, pos, R, d]
-    scores = torch.zeros(len(graph.senders), grads.shape[2])
-    for i in range(0, delta.shape[0], chunk):
-        scores += torch.einsum("npfd,nprd->fr", delta[i:i + chunk], grads[i:i + chunk])
-    # a positive score estimates a drop in performance, as path patching measures it
-    drops = (-scores / (ev.full - ev.base)).tolist()  # [sender (its forward order), receiver]
-    return {e.key: drops[e.sender.order][graph.column[e.receiver.name, e.qkv]] for e in graph.edges}
+    `masks` (everything else at its reference) or the full model.
 
-
-def _receiver_grads(ev: Evaluator, ig_steps: int, masks: Masks) -> torch.Tensor:
-    """d(metric)/d(receiver input) `[N, pos, R, d]` under `masks`, averaged over IG steps when asked."""
+    An edge's score is the sender's (clean - reference) output dotted with the gradient at the receiver's input, summed
+    over prompts and positions (gradients of the mean over prompts, averaged over the IG steps): per block one matrix
+    product of its senders' deltas `[F, N*pos*d]` with its receiver inputs' gradients. The model runs without split
+    q/k/v inputs, which would triple the cost of its forward and backward pass (`_block_grads`).
+    """
     model, graph = ev.lm.model, ev.graph
+    masks = masks if masks is not None else Masks.full(graph)
     clean_in = embed(model, ev.data.clean)
     reference_in = ev.repl.embed.expand_as(clean_in)
     alphas = [1.0] if ig_steps <= 0 else [(i + 1) / ig_steps for i in range(ig_steps)]
-    names = list(dict.fromkeys(r.inputs[qkv] for r, qkv in graph.receivers if r.kind != "logits"))  # a hook per input
-    total: torch.Tensor | None = None
+    grads: list[torch.Tensor] = []  # per block [3 n_heads + 1, N*pos*d] (receivers in graph order), the logits' [1, ...]
     for alpha in alphas:
-        grads: dict[str, torch.Tensor] = {}
+        saved = _run(ev, masks, torch.lerp(reference_in, clean_in, alpha))
+        step = [_block_grads(model, block, saved) for block in graph.blocks]
+        step.append(saved[graph.nodes["logits"].inputs[""]].reshape(1, -1))
+        grads = step if not grads else [total.add_(g) for total, g in zip(grads, step)]
+    delta = _deltas(ev, saved)  # the last step (alpha 1) ran on the clean input
+    scores = delta.new_zeros(len(graph.senders), len(graph.receivers))  # [sender (its forward order), receiver]
+    column = 0
+    for group in grads:
+        # the group's last receiver (an MLP, the logits) reads every sender its other receivers read
+        upstream = len(graph.upstream(graph.receivers[column + len(group) - 1][0]))
+        scores[:upstream, column:column + len(group)] = delta[:upstream] @ group.T
+        column += len(group)
+    # a positive score estimates a drop in performance, as path patching measures it
+    drops = (scores / ((ev.full - ev.base) * len(alphas))).tolist()
+    return {e.key: drops[e.sender.order][graph.column[e.receiver.name, e.qkv]] for e in graph.edges}
 
-        def keep(grad: torch.Tensor, hook, grads: dict = grads) -> None:
-            grads[hook.name] = grad.detach()
 
-        x = (reference_in + alpha * (clean_in - reference_in)).detach().requires_grad_(True)
-        with model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl), bwd_hooks=[(name, keep) for name in names]):
-            final = model(x, start_at_layer=0, stop_at_layer=graph.n_layers)
-            final.retain_grad()
-            ev.value(final).sum().backward()
-        ev.passes += 1
-        stacked = []
-        for receiver, qkv in graph.receivers:  # heads' q, k, v [N, pos, n_heads, d] and the MLP per layer, the logits
-            if receiver.kind == "head":
-                stacked.append(grads[receiver.inputs[qkv]][:, :, receiver.index])
-            else:
-                stacked.append(final.grad if receiver.kind == "logits" else grads[receiver.inputs[qkv]])
-        step = torch.stack(stacked, dim=2)  # gradients of the mean over prompts: summing over prompts gives the mean
-        total = step if total is None else total + step
-    return total / len(alphas)
+def _run(ev: Evaluator, masks: Masks, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One forward and backward pass of the metric (its mean over prompts) under `masks` from the input `x` `[N, pos, d]`, by
+    hook name: each block's input, head outputs z and MLP output, and the gradients at each block's q, k, v and MLP
+    input and at the final residual stream."""
+    model, graph = ev.lm.model, ev.graph
+    saved: dict[str, torch.Tensor] = {}
+
+    def keep(tensor: torch.Tensor, hook) -> None:
+        saved[hook.name] = tensor.detach()
+
+    outputs = [(name, keep) for block in graph.blocks for name in (block.resid_pre, block.z, block.mlp_out)]
+    inputs = [name for block in graph.blocks for name in (*block.qkv.values(), block.mlp_in)]
+    inputs.append(graph.nodes["logits"].inputs[""])
+    with model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl) + outputs, bwd_hooks=[(n, keep) for n in inputs]):
+        final = model(x.detach().requires_grad_(True), start_at_layer=0, stop_at_layer=graph.n_layers)
+        ev.value(final).sum().backward()
+    ev.passes += 1
+    return saved
+
+
+def _deltas(ev: Evaluator, saved: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each sender's output in the run `saved` minus its reference, `[senders (forward order), N*pos*d]`; a head's
+    output is its z times its slice of W_O."""
+    model, graph = ev.lm.model, ev.graph
+    parts = [saved[graph.nodes["input"].hook][None]]
+    for block in graph.blocks:
+        parts += [torch.einsum("nphk,hkd->hnpd", saved[block.z], model.blocks[block.layer].attn.W_O),
+                  saved[block.mlp_out][None]]
+    delta = torch.cat(parts)
+    for output, ref in zip(delta, sender_references(ev)):
+        output -= ref
+    return delta.flatten(1)
+
+
+def _block_grads(model, block: Block, saved: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One block's receiver-input gradients `[3 n_heads + 1, N*pos*d]`: each head's q, k, v gradient g pulled back
+    through its slice W of W_Q/W_K/W_V and through ln1 at the block's input x (what split q/k/v inputs would hold),
+    then the MLP input's gradient.
+
+    ln1 (x centred for LN/LNPre; s = sqrt(mean(x^2) + eps), n = x / s; times w for LN/RMS) pulls a gradient u back to
+    (uw - mean(uw) - n mean(uw n)) / s with uw = g (W w)^T; in closed form each head's gradient is written once, where
+    autograd through ln1 on a copy of x per head costs several times more.
+    """
+    kind, attn = model.cfg.normalization_type, model.blocks[block.layer].attn
+    x = saved[block.resid_pre]  # [N, pos, d]
+    if kind in ("LN", "LNPre"):
+        x = x - x.mean(-1, keepdim=True)
+    scale = (x.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt() if kind else torch.ones_like(x[..., :1])
+    normed = (x / scale).flatten(0, 1)  # [N*pos, d]
+    weight = torch.cat([attn.W_Q, attn.W_K, attn.W_V])  # [3 n_heads, d, d_head]
+    if kind in ("LN", "RMS"):
+        weight = weight * model.blocks[block.layer].ln1.w[:, None]
+    g = (torch.cat([saved[name] for name in block.qkv.values()], 2) / scale[..., None]).flatten(0, 1)  # [N*pos, 3h, dh]
+    grads = x.new_empty(weight.shape[0] + 1, x.numel())
+    heads = grads[:-1].view(weight.shape[0], *normed.shape)  # [3 n_heads, N*pos, d]
+    torch.bmm(g.transpose(0, 1), weight.transpose(1, 2), out=heads)
+    if kind:
+        along = torch.einsum("hnd,nd->hn", heads, normed) / normed.shape[1]  # mean(uw n) / s
+        heads.addcmul_(along[..., None], normed, value=-1)
+    if kind in ("LN", "LNPre"):
+        heads.sub_(torch.einsum("nhk,hk->hn", g, weight.mean(1))[..., None])
+    grads[-1] = saved[block.mlp_in].flatten()
+    return grads
