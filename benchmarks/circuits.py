@@ -45,7 +45,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         for run in runs:
             kept = {(e.sender, e.receiver, e.input) for e in run.edges}
-            again = independent[run.task.name].faithfulness(lm.graph, kept)
+            again = independent[run.task.name].faithfulness(kept)
             rows.append({"method": method if edges == "none" else f"prune+{edges}", "task": run.task.name,
                          "threshold": run.threshold, "nodes": len(run.components) - 2, "edges": len(run.edges),
                          "faithfulness": run.faithfulness, "normalised": run.faithfulness_normalised,

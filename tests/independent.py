@@ -12,6 +12,8 @@ class Independent:
 
     def __init__(self, model, data, intervention: str, metric: str = "logit_diff") -> None:
         self.model, self.data, self.cfg = model, data, model.cfg
+        self.mlps = not self.cfg.attn_only
+        self.norm = getattr(model, "ln_final", lambda x: x)  # a LayerNorm-free model has none
         self.rows = torch.arange(data.n)
         outputs = self.outputs(data.corrupt)
         groups = data.templates
@@ -44,7 +46,8 @@ class Independent:
         for layer in range(self.cfg.n_layers):
             for h in range(self.cfg.n_heads):
                 out[f"a{layer}.h{h}"] = cache[f"blocks.{layer}.attn.hook_result"][:, :, h]
-            out[f"m{layer}"] = cache[f"blocks.{layer}.hook_mlp_out"]
+            if self.mlps:
+                out[f"m{layer}"] = cache[f"blocks.{layer}.hook_mlp_out"]
         return out
 
     def final(self, removed: set[tuple[str, str, str]], tokens: torch.Tensor, x0: torch.Tensor | None = None,
@@ -92,8 +95,9 @@ class Independent:
                 return x
 
             hooks += [(f"blocks.{layer}.hook_{q}_input", qkv_input) for q in "qkv"]
-            hooks += [(f"blocks.{layer}.attn.hook_result", result), (f"blocks.{layer}.hook_mlp_in", mlp_in),
-                      (f"blocks.{layer}.hook_mlp_out", mlp_out)]
+            hooks.append((f"blocks.{layer}.attn.hook_result", result))
+            if self.mlps:
+                hooks += [(f"blocks.{layer}.hook_mlp_in", mlp_in), (f"blocks.{layer}.hook_mlp_out", mlp_out)]
 
         def logits_in(x, hook):
             x = cut(x, "logits", "")
@@ -111,18 +115,19 @@ class Independent:
             self.settings(False)
 
     def all_edges(self) -> list[tuple[str, str, str]]:
-        """Every edge of the model: each earlier node into each head's q, k, v, each MLP and the logits."""
+        """Every edge of the model: each earlier node into each head's q, k, v, each MLP (which reads the block's input
+        when attention and MLP run in parallel) and the logits."""
         senders, out = ["input"], []
         for layer in range(self.cfg.n_layers):
             heads = [f"a{layer}.h{h}" for h in range(self.cfg.n_heads)]
             out += [(s, h, q) for h in heads for q in "qkv" for s in senders]
-            senders = [*senders, *heads]
-            out += [(s, f"m{layer}", "") for s in senders]
-            senders = [*senders, f"m{layer}"]
+            if self.mlps:
+                out += [(s, f"m{layer}", "") for s in (senders if self.cfg.parallel_attn_mlp else [*senders, *heads])]
+            senders = [*senders, *heads] + ([f"m{layer}"] if self.mlps else [])
         return out + [(s, "logits", "") for s in senders]
 
     def logits(self, final: torch.Tensor) -> torch.Tensor:
-        return self.model.unembed(self.model.ln_final(final))[:, -1]
+        return self.model.unembed(self.norm(final))[:, -1]
 
     def value(self, final: torch.Tensor) -> torch.Tensor:
         """The metric: mean logit difference, mean p(answer), or minus the mean KL(full || circuit)."""
@@ -134,22 +139,22 @@ class Independent:
         return -(self.full_logprobs.exp() * (self.full_logprobs - logprobs)).sum(-1).mean()
 
     def logit_diff(self, final: torch.Tensor) -> torch.Tensor:
-        logits = self.model.unembed(self.model.ln_final(final))[:, -1]
+        logits = self.model.unembed(self.norm(final))[:, -1]
         return (logits[self.rows, self.data.answers] - logits[self.rows, self.data.distractors]).mean()
 
-    def faithfulness(self, graph, kept: set) -> float:
-        """The edge circuit `kept` evaluated jointly: every other edge of the graph removed."""
+    def faithfulness(self, kept: set) -> float:
+        """The edge circuit `kept` evaluated jointly: every other edge of the model removed."""
         with torch.no_grad():
-            value = self.value(self.final({e.key for e in graph.edges} - kept, self.data.clean))
+            value = self.value(self.final(set(self.all_edges()) - kept, self.data.clean))
             return ((value - self.base) / (self.full - self.base)).item()
 
     def path_patching(self, graph, names: set[str], edge_keys: list) -> dict:
         """Each edge's drop: the node circuit minus the node circuit without that one edge."""
         kept = {e.key for e in graph.circuit_edges(names)}
-        base = self.faithfulness(graph, kept)
-        return {key: base - self.faithfulness(graph, kept - {key}) for key in edge_keys}
+        base = self.faithfulness(kept)
+        return {key: base - self.faithfulness(kept - {key}) for key in edge_keys}
 
-    def eap(self, graph, ig_steps: int = 0) -> dict:
+    def eap(self, ig_steps: int = 0) -> dict:
         """Per edge, -(reference - clean output of the sender) . d LD / d receiver input, summed over positions,
         averaged over prompts and IG steps (the embedding interpolated from its reference), over LD(full)."""
         clean = self.outputs(self.data.clean)
@@ -162,5 +167,5 @@ class Independent:
             self.value(self.final(set(), self.data.clean, x0, grads)).backward()
             for (receiver, qkv), tensor in grads.items():
                 total[receiver, qkv] = total.get((receiver, qkv), 0) + tensor.grad / len(alphas)
-        return {e.key: -((self.refs[e.sender.name] - clean[e.sender.name]) * total[e.receiver.name, e.qkv]).sum().item()
-                / (self.full - self.base).item() for e in graph.edges}
+        return {(s, r, q): -((self.refs[s] - clean[s]) * total[r, q]).sum().item() / (self.full - self.base).item()
+                for s, r, q in self.all_edges()}

@@ -187,7 +187,7 @@ def test_the_demos_circuits_hold_when_measured_independently(lm, tmp_path: Path)
             measured = independent_performance(lm, data[run.task.name], nodes)
             assert measured >= run.threshold - 1e-6
             assert measured == pytest.approx(run.faithfulness, abs=1e-4)
-            joint = independents[run.task.name].faithfulness(lm.graph, {(e.sender, e.receiver, e.input) for e in run.edges})
+            joint = independents[run.task.name].faithfulness({(e.sender, e.receiver, e.input) for e in run.edges})
             assert joint >= run.threshold - 1e-6
             assert joint == pytest.approx(run.edge_faithfulness, abs=1e-4)
             assert run.faithfulness_normalised is not None and run.kl >= 0 and 0 <= run.accuracy <= 1
@@ -207,10 +207,10 @@ def test_edge_methods_store_the_fewest_edges_that_hold_jointly(lm, method: str) 
     independent = Independent(lm.model, build_task("digits", lm), "mean")
     (run,) = discover(JobSpec("toy", ["digits"], [0.9], methods=[method]), on_run=lambda r: None, lm=lm)
     kept = [(e.sender, e.receiver, e.input) for e in run.edges]
-    assert independent.faithfulness(lm.graph, set(kept)) == pytest.approx(run.edge_faithfulness, abs=1e-4)
+    assert independent.faithfulness(set(kept)) == pytest.approx(run.edge_faithfulness, abs=1e-4)
     assert run.edge_faithfulness >= 0.9
     weakest = min(kept, key=lambda key: abs(next(e.weight for e in run.edges if (e.sender, e.receiver, e.input) == key)))
-    assert independent.faithfulness(lm.graph, set(kept) - {weakest}) < 0.9
+    assert independent.faithfulness(set(kept) - {weakest}) < 0.9
     curve = run.params["curve"]
     assert curve["faithfulness"][-1] == pytest.approx(1.0, abs=1e-5) and 0 < run.cpr <= 1 and run.cmd >= 0
 

@@ -73,10 +73,11 @@ class Replacement:
 def activations(lm: LoadedModel, tokens: torch.Tensor) -> Replacement:
     """Per-prompt head outputs (hook_z), MLP outputs and embedding of a plain run: the source of every reference."""
     blocks = lm.graph.blocks
-    names = {b.z for b in blocks} | {b.mlp_out for b in blocks} | {blocks[0].resid_pre}
+    names = {b.z for b in blocks} | {b.mlp_out for b in blocks if b.mlp_out} | {blocks[0].resid_pre}
     with torch.no_grad():
         _, cache = lm.model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    return Replacement([cache[b.z] for b in blocks], [cache[b.mlp_out] for b in blocks], cache[blocks[0].resid_pre])
+    return Replacement([cache[b.z] for b in blocks], [cache[b.mlp_out] for b in blocks if b.mlp_out],
+                       cache[blocks[0].resid_pre])
 
 
 def replacement(lm: LoadedModel, reference_tokens: torch.Tensor, ablation: str, seed: int = 0,
@@ -97,7 +98,7 @@ def ablation_hooks(lm: LoadedModel, masks: Masks, repl: Replacement, first_layer
         keep_heads, keep_mlp = masks.heads[:, block.layer], masks.mlps[:, block.layer]  # [K, n_heads], [K]
         if not keep_heads.all():
             hooks.append((block.z, masking_hook(keep_heads[:, None, :, None], repl.z[block.layer])))
-        if not keep_mlp.all():
+        if block.mlp_out is not None and not keep_mlp.all():
             hooks.append((block.mlp_out, masking_hook(keep_mlp[:, None, None], repl.mlp[block.layer])))
     return hooks
 
@@ -136,6 +137,16 @@ def run_blocks(
         return lm.model(x, start_at_layer=start, stop_at_layer=stop)
 
 
+def final_norm(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:
+    """The final normalization of a residual stream `[..., d_model]` (none in a LayerNorm-free model)."""
+    return model.ln_final(resid) if hasattr(model, "ln_final") else resid
+
+
+def last_logits(model: HookedTransformer, resid_final: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position `[B, vocab]` of final residual streams `[B, pos, d_model]`."""
+    return model.unembed(final_norm(model, resid_final[:, -1:]))[:, 0]
+
+
 def logit_diff(model: HookedTransformer, resid_final: torch.Tensor, answers: torch.Tensor,
                distractors: torch.Tensor) -> torch.Tensor:
     """Mean over prompts of logit(answer) - logit(distractor) at the last position, per variant `[K]`.
@@ -143,7 +154,7 @@ def logit_diff(model: HookedTransformer, resid_final: torch.Tensor, answers: tor
     Only the two needed unembedding columns are computed, not the whole vocabulary.
     """
     n = answers.shape[0]
-    last = model.ln_final(resid_final[:, -1:, :])[:, 0]  # [K*N, d]
+    last = final_norm(model, resid_final[:, -1:, :])[:, 0]  # [K*N, d]
     direction = (model.W_U[:, answers] - model.W_U[:, distractors]).T  # [N, d]
     bias = model.b_U[answers] - model.b_U[distractors]
     per_prompt = (last.view(-1, n, last.shape[-1]) * direction).sum(-1) + bias

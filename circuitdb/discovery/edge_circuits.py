@@ -17,19 +17,23 @@ import torch
 from circuitdb.discovery.ablation import Hook, split_inputs
 from circuitdb.discovery.evaluate import Evaluator, Measure
 from circuitdb.discovery.graph import EdgeKey
+from circuitdb.errors import CircuitdbError
 
 CURVE_PERCENTS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)  # the MIB circuit track's edge fractions
 
 
 def sender_references(ev: Evaluator) -> list[torch.Tensor]:
     """Each sender's reference output `[1|N, pos, d]`, in forward order: the embedding's, each head's z times its
-    slice of W_O, each MLP's."""
+    slice of W_O, each MLP's. Every edge method starts here, so here a model they cannot handle is refused."""
     model, graph, repl = ev.lm.model, ev.graph, ev.repl
+    if graph.grouped:
+        raise CircuitdbError(f"{ev.lm.name} uses grouped-query attention (heads share keys and values), which the edge "
+                             "methods do not handle yet; use --method prune --edges none")
     refs = [repl.embed]
     for layer, heads in enumerate(graph.heads):
         per_head = torch.einsum("nphk,hkd->nphd", repl.z[layer], model.blocks[layer].attn.W_O)
         refs += [per_head[:, :, head.index] for head in heads]
-        refs.append(repl.mlp[layer])
+        refs += [repl.mlp[layer]] if graph.has_mlps else []
     return refs
 
 
@@ -37,7 +41,7 @@ def edge_final(ev: Evaluator, kept_SR: torch.Tensor) -> torch.Tensor:
     """The final residual stream `[N, pos, d]` of the edge circuit `kept` `[senders, receiver inputs]` on the clean
     prompts, every edge it leaves out at its reference."""
     model, graph = ev.lm.model, ev.graph
-    removed = (~kept_SR).float()
+    removed = (graph.possible & ~kept_SR).float()
     refs = sender_references(ev)
     diffs: list[torch.Tensor] = []  # per sender so far: its output in this pass minus its reference `[N, pos, d]`
 
@@ -67,8 +71,9 @@ def edge_final(ev: Evaluator, kept_SR: torch.Tensor) -> torch.Tensor:
     for block, heads, mlp in zip(graph.blocks, graph.heads, graph.mlps):
         for qkv, name in block.qkv_input.items():
             hooks.append((name, heads_input([graph.column[h.name, qkv] for h in heads])))
-        hooks += [(block.z, record_heads(block.layer)), (block.mlp_in, one_input(graph.column[mlp.name, ""])),
-                  (block.mlp_out, record_mlp)]
+        hooks.append((block.z, record_heads(block.layer)))
+        if mlp is not None:
+            hooks += [(block.mlp_in, one_input(graph.column[mlp.name, ""])), (block.mlp_out, record_mlp)]
     hooks.append((graph.blocks[-1].resid_post, one_input(graph.column["logits", ""])))
     ev.passes += 1
     with torch.no_grad(), split_inputs(model), model.hooks(fwd_hooks=hooks):

@@ -35,7 +35,8 @@ def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dic
         for layer, heads in enumerate(graph.heads):
             result = torch.einsum("nphk,hkd->nphd", cache[blocks[layer].z], model.blocks[layer].attn.W_O)
             outputs |= {head.name: result[:, :, head.index] for head in heads}
-            outputs[graph.mlps[layer].name] = cache[graph.mlps[layer].hook]
+            if graph.has_mlps:
+                outputs[graph.mlps[layer].name] = cache[graph.mlps[layer].hook]
     return outputs, [*(cache[b.resid_pre] for b in blocks), cache[logits.inputs[""]]]
 
 
@@ -134,6 +135,7 @@ def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None) -> 
     q/k/v inputs, which would triple the cost of its forward and backward pass (`_block_grads`).
     """
     model, graph = ev.lm.model, ev.graph
+    refs = sender_references(ev)
     masks = masks if masks is not None else Masks.full(graph)
     clean_in = embed(model, ev.data.clean)
     reference_in = ev.repl.embed.expand_as(clean_in)
@@ -144,11 +146,11 @@ def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None) -> 
         step = [_block_grads(model, block, saved) for block in graph.blocks]
         step.append(saved[graph.nodes["logits"].inputs[""]].reshape(1, -1))
         grads = step if not grads else [total.add_(g) for total, g in zip(grads, step)]
-    delta = _deltas(ev, saved)  # the last step (alpha 1) ran on the clean input
+    delta = _deltas(ev, saved, refs)  # the last step (alpha 1) ran on the clean input
     scores = delta.new_zeros(len(graph.senders), len(graph.receivers))  # [sender (its forward order), receiver]
     column = 0
     for group in grads:
-        # the group's last receiver (an MLP, the logits) reads every sender its other receivers read
+        # the group's last receiver (the MLP, the logits, else a head) reads every sender its other receivers read
         upstream = len(graph.upstream(graph.receivers[column + len(group) - 1][0]))
         scores[:upstream, column:column + len(group)] = delta[:upstream] @ group.T
         column += len(group)
@@ -167,8 +169,8 @@ def _run(ev: Evaluator, masks: Masks, x: torch.Tensor) -> dict[str, torch.Tensor
     def keep(tensor: torch.Tensor, hook) -> None:
         saved[hook.name] = tensor.detach()
 
-    outputs = [(name, keep) for block in graph.blocks for name in (block.resid_pre, block.z, block.mlp_out)]
-    inputs = [name for block in graph.blocks for name in (*block.qkv.values(), block.mlp_in)]
+    outputs = [(name, keep) for block in graph.blocks for name in (block.resid_pre, block.z, block.mlp_out) if name]
+    inputs = [name for block in graph.blocks for name in (*block.qkv.values(), block.mlp_in) if name]
     inputs.append(graph.nodes["logits"].inputs[""])
     with model.hooks(fwd_hooks=ablation_hooks(ev.lm, masks, ev.repl) + outputs, bwd_hooks=[(n, keep) for n in inputs]):
         final = model(x.detach().requires_grad_(True), start_at_layer=0, stop_at_layer=graph.n_layers)
@@ -177,16 +179,16 @@ def _run(ev: Evaluator, masks: Masks, x: torch.Tensor) -> dict[str, torch.Tensor
     return saved
 
 
-def _deltas(ev: Evaluator, saved: dict[str, torch.Tensor]) -> torch.Tensor:
+def _deltas(ev: Evaluator, saved: dict[str, torch.Tensor], refs: list[torch.Tensor]) -> torch.Tensor:
     """Each sender's output in the run `saved` minus its reference, `[senders (forward order), N*pos*d]`; a head's
     output is its z times its slice of W_O."""
     model, graph = ev.lm.model, ev.graph
     parts = [saved[graph.nodes["input"].hook][None]]
     for block in graph.blocks:
-        parts += [torch.einsum("nphk,hkd->hnpd", saved[block.z], model.blocks[block.layer].attn.W_O),
-                  saved[block.mlp_out][None]]
+        parts.append(torch.einsum("nphk,hkd->hnpd", saved[block.z], model.blocks[block.layer].attn.W_O))
+        parts += [saved[block.mlp_out][None]] if block.mlp_out else []
     delta = torch.cat(parts)
-    for output, ref in zip(delta, sender_references(ev)):
+    for output, ref in zip(delta, refs):
         output -= ref
     return delta.flatten(1)
 
@@ -210,13 +212,14 @@ def _block_grads(model, block: Block, saved: dict[str, torch.Tensor]) -> torch.T
     if kind in ("LN", "RMS"):
         weight = weight * model.blocks[block.layer].ln1.w[:, None]
     g = (torch.cat([saved[name] for name in block.qkv.values()], 2) / scale[..., None]).flatten(0, 1)  # [N*pos, 3h, dh]
-    grads = x.new_empty(weight.shape[0] + 1, x.numel())
-    heads = grads[:-1].view(weight.shape[0], *normed.shape)  # [3 n_heads, N*pos, d]
+    grads = x.new_empty(weight.shape[0] + bool(block.mlp_in), x.numel())
+    heads = grads[:weight.shape[0]].view(weight.shape[0], *normed.shape)  # [3 n_heads, N*pos, d]
     torch.bmm(g.transpose(0, 1), weight.transpose(1, 2), out=heads)
     if kind:
         along = torch.einsum("hnd,nd->hn", heads, normed) / normed.shape[1]  # mean(uw n) / s
         heads.addcmul_(along[..., None], normed, value=-1)
     if kind in ("LN", "LNPre"):
         heads.sub_(torch.einsum("nhk,hk->hn", g, weight.mean(1))[..., None])
-    grads[-1] = saved[block.mlp_in].flatten()
+    if block.mlp_in:
+        grads[-1] = saved[block.mlp_in].flatten()
     return grads

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformer_lens import HookedTransformer
 
-from circuitdb.discovery.ablation import Replacement, embed, logit_diff, replacement, run_blocks
+from circuitdb.discovery.ablation import Replacement, embed, last_logits, logit_diff, replacement, run_blocks
 from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.spec import METRICS
@@ -257,8 +257,7 @@ class Evaluator:
 
     def _last_logits(self, final: torch.Tensor) -> torch.Tensor:
         """Logits at the last position `[K*N, vocab]` of final residual streams `[K*N, pos, d]`."""
-        model = self.lm.model
-        return model.unembed(model.ln_final(final[:, -1:]))[:, 0]
+        return last_logits(self.lm.model, final)
 
     @property
     def graph(self) -> ModelGraph:
@@ -317,4 +316,4 @@ class Evaluator:
     def completeness(self, names: set[str]) -> float:
         """Performance with the circuit itself ablated (low means the circuit is what carries the task)."""
         mask = self.graph.mask(names)
-        return self.performance(Masks(~mask.heads, ~mask.mlps)).item()
+        return self.performance(Masks(~mask.heads, ~mask.mlps & self.graph.has_mlps)).item()

@@ -36,15 +36,16 @@ class Block:
     z: str  # [N, pos, n_heads, d_head] per-head outputs before W_O
     qkv: dict[str, str]  # q/k/v -> [N, pos, n_heads, d_head]
     qkv_input: dict[str, str]  # q/k/v -> [N, pos, n_heads, d_model] per-head inputs (with split q/k/v inputs on)
-    mlp_in: str  # [N, pos, d_model]
-    mlp_out: str  # [N, pos, d_model]
+    mlp_in: str | None  # [N, pos, d_model]; None in an attention-only model
+    mlp_out: str | None  # [N, pos, d_model]
     resid_post: str  # [N, pos, d_model] leaving the block
 
     @classmethod
-    def at(cls, layer: int) -> Block:
+    def at(cls, layer: int, mlp: bool = True) -> Block:
         return cls(layer, hook(layer, "hook_resid_pre"), hook(layer, "attn.hook_z"),
                    {x: hook(layer, f"attn.hook_{x}") for x in QKV}, {x: hook(layer, f"hook_{x}_input") for x in QKV},
-                   hook(layer, "hook_mlp_in"), hook(layer, "hook_mlp_out"), hook(layer, "hook_resid_post"))
+                   hook(layer, "hook_mlp_in") if mlp else None, hook(layer, "hook_mlp_out") if mlp else None,
+                   hook(layer, "hook_resid_post"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,9 +89,9 @@ class Masks:
 
     @classmethod
     def full(cls, graph: ModelGraph, k: int = 1) -> Masks:
-        """K variants keeping everything."""
+        """K variants keeping everything (an attention-only model has no MLP to keep)."""
         return cls(torch.ones(k, graph.n_layers, graph.n_heads, dtype=torch.bool),
-                   torch.ones(k, graph.n_layers, dtype=torch.bool))
+                   torch.full((k, graph.n_layers), graph.has_mlps, dtype=torch.bool))
 
     def repeat(self, k: int) -> Masks:
         return Masks(self.heads.expand(k, -1, -1).clone(), self.mlps.expand(k, -1).clone())
@@ -98,39 +99,49 @@ class Masks:
 
 class ModelGraph:
     """Nodes by name in forward order (input, per layer the heads then the MLP, logits), the blocks' hooks, the
-    receivers (each head's q, k, v per layer, then the MLP; the logits last) and every edge, in receiver order."""
+    receivers (each head's q, k, v per layer, then the MLP; the logits last) and every edge, in receiver order.
 
-    def __init__(self, n_layers: int, n_heads: int) -> None:
-        self.n_layers, self.n_heads = n_layers, n_heads
-        self.blocks = [Block.at(layer) for layer in range(n_layers)]
+    An attention-only model has no MLP nodes (`mlps` holds None per layer); in a model with parallel attention and
+    MLP, an MLP reads the block's input, so no edge runs from its own layer's heads into it."""
+
+    def __init__(self, n_layers: int, n_heads: int, has_mlps: bool = True, parallel: bool = False,
+                 grouped: bool = False) -> None:
+        self.n_layers, self.n_heads, self.has_mlps, self.parallel = n_layers, n_heads, has_mlps, parallel
+        self.grouped = grouped  # grouped-query attention: heads share keys and values
+        self.blocks = [Block.at(layer, has_mlps) for layer in range(n_layers)]
         b = self.blocks
         nodes = [Node("input", "embed", 0, None, 0, b[0].resid_pre, {})]
         self.heads: list[list[Node]] = []  # per layer
-        self.mlps: list[Node] = []  # per layer
+        self.mlps: list[Node | None] = []  # per layer
         for layer in range(n_layers):
             self.heads.append([Node(f"a{layer}.h{h}", "head", layer, h, len(nodes) + h, b[layer].z, b[layer].qkv_input)
                                for h in range(n_heads)])
             nodes += self.heads[-1]
-            self.mlps.append(Node(f"m{layer}", "mlp", layer, None, len(nodes), b[layer].mlp_out, {"": b[layer].mlp_in}))
-            nodes.append(self.mlps[-1])
+            mlp = Node(f"m{layer}", "mlp", layer, None, len(nodes), b[layer].mlp_out, {"": b[layer].mlp_in})
+            self.mlps.append(mlp if has_mlps else None)
+            nodes += [mlp] if has_mlps else []
         nodes.append(Node("logits", "logits", n_layers, None, len(nodes), "", {"": b[-1].resid_post}))
         self.nodes = {node.name: node for node in nodes}
         self.senders = nodes[:-1]
         self.receivers: list[tuple[Node, str]] = []
         for layer in range(n_layers):
-            self.receivers += [(head, x) for x in QKV for head in self.heads[layer]] + [(self.mlps[layer], "")]
+            self.receivers += [(head, x) for x in QKV for head in self.heads[layer]]
+            self.receivers += [(self.mlps[layer], "")] if has_mlps else []
         self.receivers.append((self.nodes["logits"], ""))
         self.column = {(r.name, x): i for i, (r, x) in enumerate(self.receivers)}  # a receiver input's place
         self.edges = [GraphEdge(s, r, x) for r, x in self.receivers for s in self.upstream(r)]
+        self.possible = self.edge_matrix(e.key for e in self.edges)  # [senders, receiver inputs]: which edges exist
 
     @classmethod
     def from_config(cls, cfg: HookedTransformerConfig) -> ModelGraph:
-        """The graph of a model: it depends on its number of layers and heads only."""
-        return cls(cfg.n_layers, cfg.n_heads)
+        """The graph of a model: its number of layers and heads, whether it has MLPs, runs them in parallel, and
+        groups its keys and values."""
+        grouped = cfg.n_key_value_heads is not None and cfg.n_key_value_heads != cfg.n_heads
+        return cls(cfg.n_layers, cfg.n_heads, not cfg.attn_only, bool(cfg.parallel_attn_mlp), grouped)
 
     def upstream(self, receiver: Node) -> list[Node]:
-        """The nodes whose outputs reach `receiver`'s input (a layer's heads before its MLP)."""
-        if receiver.kind == "head":
+        """The nodes whose outputs reach `receiver`'s input (a layer's heads before its MLP, unless parallel)."""
+        if receiver.kind == "head" or (receiver.kind == "mlp" and self.parallel):
             return self.senders[: self.heads[receiver.layer][0].order]
         return self.senders[: receiver.order]
 

@@ -56,11 +56,12 @@ class LoadedModel:
 
 
 def prepare(model: HookedTransformer) -> HookedTransformer:
-    """Eval mode, no weight gradients, MLP-input hooks on; per-head results and split q/k/v inputs stay off (they
-    multiply the cost of every forward) until edge patching asks for them (`ablation.edge_resolution`)."""
+    """Eval mode, no weight gradients, MLP-input hooks on (where there are MLPs); per-head results and split q/k/v
+    inputs stay off (they multiply the cost of every forward) until edge patching asks for them (`split_inputs`)."""
     model.set_use_attn_result(False)
     model.set_use_split_qkv_input(False)
-    model.set_use_hook_mlp_in(True)
+    if not model.cfg.attn_only:
+        model.set_use_hook_mlp_in(True)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

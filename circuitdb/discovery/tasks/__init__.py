@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from circuitdb.discovery.ablation import embed, logit_diff
+from circuitdb.discovery.ablation import embed, last_logits, logit_diff
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.domain import Task
 from circuitdb.errors import CircuitdbError
@@ -82,7 +82,7 @@ def tokenize(lm: LoadedModel, prompts: Prompts) -> TaskData:
 def keep_solved(lm: LoadedModel, data: TaskData, min_prompts: int = 4) -> TaskData:
     """Keep prompts the model solves (top-1 is the answer and p(answer) > 2 p(distractor)); fail clearly if too few."""
     with torch.no_grad():
-        logits = lm.model.unembed(lm.model.ln_final(lm.model(data.clean, stop_at_layer=lm.model.cfg.n_layers)[:, -1:]))[:, 0]
+        logits = last_logits(lm.model, lm.model(data.clean, stop_at_layer=lm.model.cfg.n_layers))
     probs = logits.softmax(-1)
     rows = torch.arange(data.n)
     top1 = logits.argmax(-1) == data.answers
