@@ -317,14 +317,24 @@ class Catalog:
         return Rows("rows", pd.DataFrame(rows), f"{len(rows)} rows")
 
     # discovery (torch, imported on use)
-    def discover(self, model: str, tasks: list[str], thresholds: list[float], reporter: Reporter | None = None,
+    def discover(self, model: Any, tasks: list[Any], thresholds: list[float], reporter: Reporter | None = None,
                  **options: Any) -> Runs:
         """Find head/MLP circuits per task and threshold (options as `circuitdb discover`); each run is written as soon
-        as it is done, stored runs are skipped (and still serve as the parent of the next threshold)."""
+        as it is done, stored runs are skipped (and still serve as the parent of the next threshold).
+
+        `model` is a name or folder as on the command line, or a HookedTransformer object; each task a name or file,
+        or data: `TaskData.from_tokens(...)`, `TaskData.from_prompts(...)` or `Prompts` (named by their `name`)."""
         from circuitdb.discovery.spec import JobSpec
 
-        return self._discover([JobSpec(model=model, tasks=list(tasks), thresholds=list(thresholds), **options).check()],
-                              reporter)
+        lm = None
+        if not isinstance(model, str):
+            from circuitdb.discovery.models import LoadedModel
+
+            lm = model if isinstance(model, LoadedModel) else LoadedModel.of(model)
+        given = {t.name: t for t in tasks if not isinstance(t, str)}
+        names = [t if isinstance(t, str) else t.name for t in tasks]
+        spec = JobSpec(model=model if lm is None else lm.name, tasks=names, thresholds=list(thresholds), **options).check()
+        return self._discover([spec], reporter, lm, given)
 
     def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
         """Run every job of a sweep file into this catalog (all checked before the first runs)."""
@@ -332,12 +342,14 @@ class Catalog:
 
         return self._discover(read_sweep(path)[0], reporter)
 
-    def _discover(self, specs: list, reporter: Reporter | None) -> Runs:
-        """Run checked jobs; torch is imported only now, and the store is released while it and the model load."""
+    def _discover(self, specs: list, reporter: Reporter | None, lm: Any = None, given: dict | None = None) -> Runs:
+        """Run checked jobs (on a model already loaded, with tasks given as data); torch is imported only now, and the
+        store is released while it and the model load."""
         self.store.release()  # opened first if the catalog is lazy: a store that cannot open fails before the work
         from circuitdb.discovery.jobs import discover
 
-        return self._job(lambda on_run, existing: [r for spec in specs for r in discover(spec, on_run, existing, reporter)])
+        return self._job(lambda on_run, existing: [r for spec in specs
+                                                   for r in discover(spec, on_run, existing, reporter, lm, given)])
 
     def evaluate(self, selection: Selection, on: list[str], n_prompts: int = 64, seed: int = 0, device: str = "cpu",
                  save: bool = False, reporter: Reporter | None = None) -> Rows:

@@ -33,7 +33,7 @@ class WordCodec:
         self.vocab = list(vocab)
         self.name = name
         self.ids = {word: i for i, word in enumerate(self.vocab)}
-        self.bos: int | None = self.ids["<bos>"]
+        self.bos: int | None = self.ids.get("<bos>")  # a vocabulary without one: prompts start as they are
 
     def _id(self, word: str) -> int:
         """The id of one vocabulary word; unknown words are a user error naming the word."""

@@ -19,7 +19,7 @@ from circuitdb.discovery.methods import METHODS, Method
 from circuitdb.discovery.methods.base import Circuit, Scorer, Step
 from circuitdb.discovery.models import LoadedModel, load_model
 from circuitdb.discovery.spec import JobSpec
-from circuitdb.discovery.tasks import build_task
+from circuitdb.discovery.tasks import Prompts, TaskData, build_task
 from circuitdb.domain import Run, parse_component, run_id
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
@@ -37,14 +37,18 @@ def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def discover(spec: JobSpec, on_run: Callable[[Run], None], existing: Callable[[str], Run | None] = lambda _: None,
-             reporter: Reporter | None = None, lm: LoadedModel | None = None) -> list[Run]:
+             reporter: Reporter | None = None, lm: LoadedModel | None = None,
+             given: dict[str, Prompts | TaskData] | None = None) -> list[Run]:
     """Run the job, task by task and method by method; every finished run goes to `on_run` at once; runs already
-    stored are skipped (and still serve as the next threshold's parent)."""
+    stored are skipped (and still serve as the next threshold's parent). `lm` is a model already loaded, `given` the
+    tasks given as prompts or tokens, by name."""
     spec.check()
     reporter = reporter or Reporter()
     torch.manual_seed(spec.seed)
     lm = lm or load_model(spec.model, spec.device)
-    data = {task.name: task for task in (build_task(t, lm, spec.n_prompts, spec.seed) for t in spec.tasks)}
+    given = given or {}
+    tasks = (build_task(given.get(t, t), lm, spec.n_prompts, spec.seed) for t in spec.tasks)
+    data = {task.name: task for task in tasks}
     methods = [METHODS[m] for m in dict.fromkeys(spec.methods)]
     evaluators: dict[Callable, dict[str, Scorer]] = {}  # built for every task before the first run, shared by methods
     for method in methods:

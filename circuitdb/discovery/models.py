@@ -29,8 +29,15 @@ class LoadedModel:
 
     name: str
     model: HookedTransformer
-    codec: Codec
+    codec: Codec | None  # None: a model without a tokenizer, whose tasks come as token ids
     source: str
+
+    @classmethod
+    def of(cls, model: HookedTransformer, name: str | None = None) -> LoadedModel:
+        """A HookedTransformer built or loaded in Python (its tokenizer, if it has one, reads prompt texts)."""
+        name = name or model.cfg.model_name
+        codec = HFCodec(model.tokenizer, name, model.cfg.default_prepend_bos) if model.tokenizer is not None else None
+        return cls(name, prepare(model), codec, "a HookedTransformer given in Python")
 
     @cached_property
     def graph(self) -> ModelGraph:
@@ -43,8 +50,15 @@ class LoadedModel:
         return Model(self.name, cfg.n_layers, cfg.n_heads, cfg.d_model, self.source)
 
     def tokens(self, prompts: list[str]) -> torch.Tensor:
-        """Token ids `[N, pos]` (with BOS where the model uses one); all prompts must have the same length."""
-        rows = [([self.codec.bos] if self.codec.bos is not None else []) + self.codec.encode(p) for p in prompts]
+        """Token ids `[N, pos]` (BOS prepended where the model uses one, unless a prompt starts with it); all prompts
+        must have the same length."""
+        if self.codec is None:
+            raise CircuitdbError(f"model {self.name} has no tokenizer: give its tasks as token ids (TaskData.from_tokens)")
+        bos = [] if self.codec.bos is None else [self.codec.bos]
+        rows = []
+        for prompt in prompts:
+            ids = self.codec.encode(prompt)
+            rows.append(ids if ids[:1] == bos else bos + ids)
         lengths = sorted({len(r) for r in rows})
         if len(lengths) > 1:
             example = {n: next(p for p, r in zip(prompts, rows) if len(r) == n) for n in lengths[:3]}

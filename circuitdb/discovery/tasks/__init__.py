@@ -47,6 +47,42 @@ class TaskData:
     templates: torch.Tensor | None = None  # None: one template
     baseline_accuracy: float = 1.0
 
+    @classmethod
+    def from_tokens(cls, clean: torch.Tensor, corrupt: torch.Tensor, answers: torch.Tensor | list[int],
+                    distractors: torch.Tensor | list[int], name: str = "custom", description: str = "",
+                    templates: torch.Tensor | list[int] | None = None) -> TaskData:
+        """A task from token ids a user already has: clean and corrupted prompts `[N, pos]` (BOS included where the
+        model wants one), answer and distractor ids `[N]`, optionally each prompt's template number `[N]`."""
+        clean, corrupt = torch.as_tensor(clean, dtype=torch.long), torch.as_tensor(corrupt, dtype=torch.long)
+        answers, distractors = torch.as_tensor(answers, dtype=torch.long), torch.as_tensor(distractors, dtype=torch.long)
+        if clean.ndim != 2 or clean.shape != corrupt.shape or clean.shape[1] == 0:
+            raise CircuitdbError(f"task {name}: clean and corrupted tokens must be two equal [N, pos] tensors, got "
+                                 f"{tuple(clean.shape)} and {tuple(corrupt.shape)}")
+        if answers.shape != (clean.shape[0],) or distractors.shape != (clean.shape[0],):
+            raise CircuitdbError(f"task {name}: answers and distractors need one id per prompt ({clean.shape[0]}), got "
+                                 f"{tuple(answers.shape)} and {tuple(distractors.shape)}")
+        groups = None if templates is None else torch.as_tensor(templates, dtype=torch.long)
+        if groups is not None and groups.shape != answers.shape:
+            raise CircuitdbError(f"task {name}: templates need one number per prompt ({clean.shape[0]})")
+        return cls(name, "user", description or "from token ids", clean, corrupt, answers, distractors, groups)
+
+    @classmethod
+    def from_prompts(cls, lm: LoadedModel, clean: list[str], corrupt: list[str], answers: list[str],
+                     distractors: list[str], name: str = "custom", description: str = "") -> TaskData:
+        """A task from prompt texts, tokenized for `lm` (a BOS is added where the model takes one and the prompt does
+        not already start with it); answers and distractors must be single tokens."""
+        return tokenize(lm, Prompts(name, "user", description or "from prompt lists", clean, corrupt, answers,
+                                    distractors))
+
+    def sample(self, n: int, seed: int = 0) -> TaskData:
+        """At most `n` prompts, a seeded choice kept in order (every task source honours --prompts)."""
+        if self.n <= n:
+            return self
+        rows = torch.randperm(self.n, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        pick = lambda t: None if t is None else t[rows]  # noqa: E731
+        return replace(self, clean=self.clean[rows], corrupt=self.corrupt[rows], answers=self.answers[rows],
+                       distractors=self.distractors[rows], templates=pick(self.templates))
+
     @property
     def n(self) -> int:
         return self.clean.shape[0]
@@ -106,19 +142,26 @@ def full_logit_diff(lm: LoadedModel, data: TaskData) -> float:
         return logit_diff(lm.model, resid, data.answers, data.distractors).item()
 
 
-def build_task(spec: str, lm: LoadedModel, n_prompts: int = 64, seed: int = 0, min_prompts: int = 4) -> TaskData:
-    """A validated task: built-in by name or from a file, tokenized, filtered to prompts the model solves."""
+def build_task(spec: str | Prompts | TaskData, lm: LoadedModel, n_prompts: int = 64, seed: int = 0,
+               min_prompts: int = 4) -> TaskData:
+    """A validated task: built-in by name, from a file, or given as prompts or tokens; tokenized, at most `n_prompts`
+    prompts, filtered to those the model solves."""
     from circuitdb.discovery.tasks.greater_than import greater_than_prompts
     from circuitdb.discovery.tasks.seqcont import seqcont_prompts
     from circuitdb.discovery.tasks.user import read_task_file
 
-    if spec.endswith((".yaml", ".yml", ".jsonl")) or Path(spec).is_file():
-        prompts = read_task_file(Path(spec))
+    if isinstance(spec, TaskData | Prompts):
+        given = spec
+    elif spec.endswith((".yaml", ".yml", ".jsonl")) or Path(spec).is_file():
+        given = read_task_file(Path(spec))
     elif spec.split(":")[0] == "greater_than":
-        prompts = greater_than_prompts(n_prompts, seed)
+        given = greater_than_prompts(n_prompts, seed)
     else:
-        prompts = seqcont_prompts(spec, n_prompts, seed)
-    data = keep_solved(lm, tokenize(lm, prompts), min_prompts)
+        given = seqcont_prompts(spec, n_prompts, seed)
+    tokens = given if isinstance(given, TaskData) else tokenize(lm, given)
+    if int(tokens.clean.max()) >= lm.model.cfg.d_vocab or int(tokens.answers.max()) >= lm.model.cfg.d_vocab:
+        raise CircuitdbError(f"task {tokens.name}: token ids beyond the vocabulary of {lm.name} ({lm.model.cfg.d_vocab})")
+    data = keep_solved(lm, tokens.sample(n_prompts, seed), min_prompts)
     if full_logit_diff(lm, data) <= 0:
         raise CircuitdbError(f"model {lm.name} does not prefer the answers of task {data.name} (mean logit difference <= 0)")
     return data
