@@ -245,6 +245,9 @@ def _job_options(f: Callable) -> Callable:
         click.option("--means", default="pooled", show_default=True,
                      help="Mean ablation over all corrupted prompts (pooled) or over each prompt's template "
                           "(per-template; runs record ablation mean-per-template)."),
+        click.option("--direction", default="noising", show_default=True,
+                     help="noising (the circuit runs on clean prompts, the rest at its reference) or denoising (the "
+                          "circuit's nodes restored into each prompt's corrupted run; --ablation patch, --edges none)."),
         click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True,
                      help="Prompts per task before filtering."),
         click.option("--seed", default=0, show_default=True),

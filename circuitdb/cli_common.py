@@ -148,6 +148,7 @@ def selection_options(f: Callable) -> Callable:
             click.option("--method", "methods", multiple=True, help="Discovery method (prune, eap-ig, ...)."),
             click.option("--ablation", "ablations", multiple=True, help="Ablation (mean, zero, resample, ...)."),
             click.option("--metric", "metrics", multiple=True, help="Metric (logit_diff, ...)."),
+            click.option("--direction", "directions", multiple=True, help="noising or denoising."),
             click.option("--run", "run_ids", multiple=True, help="Run id or unique prefix (repeatable)."),
         ]
     ):
@@ -156,4 +157,5 @@ def selection_options(f: Callable) -> Callable:
 
 
 def selection(**kw: Any) -> Selection:
-    return Selection(**{k: tuple(kw[k]) for k in ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "run_ids")})
+    keys = ("models", "tasks", "thresholds", "methods", "ablations", "metrics", "directions", "run_ids")
+    return Selection(**{k: tuple(kw[k]) for k in keys})

@@ -351,7 +351,8 @@ class Run:
     @property
     def id(self) -> str:
         """Deterministic: a hash of the defining fields, so a re-run replaces its own earlier copy."""
-        return run_id(self.model.name, self.task.name, self.method, self.ablation, self.metric, self.threshold)
+        return run_id(self.model.name, self.task.name, self.method, self.ablation, self.metric, self.threshold,
+                      self.direction)
 
     def validate(self) -> Run:
         """Canonicalise names and check the run is whole and fits its model (when the model's shape is known); raise
@@ -430,9 +431,12 @@ def _checked_edge(edge: Edge, members: dict[str, float | None]) -> Edge:
     return Edge(sender, receiver, float(edge.weight), edge.input)
 
 
-def run_id(model: str, task: str, method: str, ablation: str, metric: str, threshold: float | None) -> str:
-    """Hash of the fields that define a run (16 hex digits)."""
-    key = json.dumps([model, task, method, ablation, metric, threshold], separators=(",", ":"))
+def run_id(model: str, task: str, method: str, ablation: str, metric: str, threshold: float | None,
+           direction: str = "noising") -> str:
+    """Hash of the fields that define a run (16 hex digits); a denoising run's differs from its noising twin's (and
+    noising ids are those of runs made before runs had a direction)."""
+    fields = [model, task, method, ablation, metric, threshold] + ([direction] if direction != "noising" else [])
+    key = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 

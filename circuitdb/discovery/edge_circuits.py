@@ -26,6 +26,8 @@ def sender_references(ev: Evaluator) -> list[torch.Tensor]:
     """Each sender's reference output `[1|N, pos, d]`, in forward order: the embedding's, each head's z times its
     slice of W_O, each MLP's. Every edge method starts here, so here a model they cannot handle is refused."""
     model, graph, repl = ev.lm.model, ev.graph, ev.repl
+    if ev.direction == "denoising":
+        raise CircuitdbError("the edge methods measure noising only; denoising runs are node circuits (--edges none)")
     if graph.grouped:
         raise CircuitdbError(f"{ev.lm.name} uses grouped-query attention (heads share keys and values), which the edge "
                              "methods do not handle yet; use --method prune --edges none")

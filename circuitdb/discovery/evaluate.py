@@ -23,6 +23,7 @@ from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.spec import METRICS
 from circuitdb.discovery.tasks import TaskData
+from circuitdb.domain import DIRECTIONS
 from circuitdb.errors import CircuitdbError
 
 LEAN_ARCHITECTURES = (None, "GPT2LMHeadModel")  # None: a config built in code (the toy model, benchmarks)
@@ -190,6 +191,11 @@ class Measure:
 class Evaluator:
     """Scores keep-masks on one task's clean prompts, with ablation values taken from its corrupted prompts.
 
+    `direction="denoising"` (paired patching only) turns this around: the corrupted prompts run, the circuit's heads and
+    MLPs take their clean values, and performance is (m(C) - m(corrupted)) / (m(clean) - m(corrupted)). It is the
+    noising computation with the prompts swapped and every mask complemented (`_masks`), so pruning, lean blocks and
+    caching work unchanged.
+
     `lean=False` runs every cached-layer evaluation through TransformerLens's forward too (the benchmark's middle line).
     """
 
@@ -199,6 +205,7 @@ class Evaluator:
     seed: int = 0
     lean: bool = True
     metric: str = "logit_diff"  # logit_diff, prob or kl
+    direction: str = "noising"
     repl: Replacement = field(init=False)
     full: float = field(init=False)  # m(full model)
     base: float = field(init=False)  # the m a performance of 0 stands for: 0, or m(empty) for kl
@@ -208,18 +215,27 @@ class Evaluator:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise CircuitdbError(f"unknown metric {self.metric!r} (use {', '.join(METRICS)})")
-        self.repl = replacement(self.lm, self.data.corrupt, self.ablation, self.seed, self.data.templates)
-        self.embedded = embed(self.lm.model, self.data.clean)
+        if self.direction not in DIRECTIONS:
+            raise CircuitdbError(f"unknown direction {self.direction!r} (use {', '.join(DIRECTIONS)})")
+        denoising = self.direction == "denoising"
+        if denoising and self.ablation != "patch":
+            raise CircuitdbError(f"denoising restores clean values into each prompt's corrupted run: it needs --ablation "
+                                 f"patch, not {self.ablation}")
+        run_on, reference_on = (self.data.corrupt, self.data.clean) if denoising else (self.data.clean, self.data.corrupt)
+        self.repl = replacement(self.lm, reference_on, self.ablation, self.seed, self.data.templates)
+        self.embedded = embed(self.lm.model, run_on)
         self.runner = LeanBlocks(self.lm.model, self.repl) if self.lean and lean_fits(self.lm.model) else None
         with torch.no_grad():
-            full = run_blocks(self.lm, self.embedded, 0, Masks.full(self.graph), self.repl)
+            full = run_blocks(self.lm, embed(self.lm.model, self.data.clean), 0, Masks.full(self.graph), self.repl)
             self.full_logprobs = self._last_logits(full).log_softmax(-1)  # [N, vocab]
             self.full = self.value(full).item()
-            nothing = Masks.full(self.graph)
-            nothing.heads[:], nothing.mlps[:] = False, False
-            empty_input = self.repl.embed.expand_as(self.embedded)
-            self.empty = self.value(run_blocks(self.lm, empty_input, 0, nothing, self.repl)).item()  # m(empty)
-        self.base = self.empty if self.metric == "kl" else 0.0
+            empty = run_blocks(self.lm, embed(self.lm.model, self.data.corrupt), 0, Masks.full(self.graph), self.repl)
+            if not denoising:  # every node and the embedding at its reference
+                nothing = Masks.full(self.graph)
+                nothing.heads[:], nothing.mlps[:] = False, False
+                empty = run_blocks(self.lm, self.repl.embed.expand_as(self.embedded), 0, nothing, self.repl)
+            self.empty = self.value(empty).item()  # m(empty)
+        self.base = self.empty if self.metric == "kl" or denoising else 0.0
         if self.metric == "logit_diff" and self.full <= 0:
             raise CircuitdbError(f"task {self.data.name}: the full model's mean logit difference is {self.full:.4g}, "
                                  "not above 0: there is no performance to keep")
@@ -253,7 +269,14 @@ class Evaluator:
         """The `Measure` of a node circuit: everything outside it at its reference."""
         self.passes += 1
         with torch.no_grad():
-            return self.measure(run_blocks(self.lm, self.embedded, 0, self.graph.mask(names), self.repl))
+            return self.measure(run_blocks(self.lm, self.embedded, 0, self._masks(self.graph.mask(names)), self.repl))
+
+    def _masks(self, masks: Masks) -> Masks:
+        """The keep-masks to run: the circuit's own, or under denoising their complement (the nodes left to run on
+        the corrupted prompts, every circuit node taking its clean value)."""
+        if self.direction == "noising":
+            return masks
+        return Masks(~masks.heads, ~masks.mlps & self.graph.has_mlps)
 
     def _last_logits(self, final: torch.Tensor) -> torch.Tensor:
         """Logits at the last position `[K*N, vocab]` of final residual streams `[K*N, pos, d]`."""
@@ -272,6 +295,7 @@ class Evaluator:
         """Residual stream after running blocks start..stop-1 of each variant from `resid` `[N, pos, d]`."""
         stop = self.n_layers if stop is None else stop
         self.blocks += masks.k * (stop - start)
+        masks = self._masks(masks)
         with torch.no_grad():
             if self.runner is not None and masks.k == 1:
                 return self.runner.resid(masks, start, resid, stop)
@@ -282,6 +306,7 @@ class Evaluator:
         the variants differ in block `start` only, as one layer's pruning candidates do)."""
         self.passes += masks.k
         self.blocks += masks.k * (self.n_layers - start)
+        masks = self._masks(masks)
         after = slice(start + 1, None)
         lean = self.runner is not None and bool((masks.heads[:, after] == masks.heads[:1, after]).all()) \
             and bool((masks.mlps[:, after] == masks.mlps[:1, after]).all())
@@ -295,7 +320,7 @@ class Evaluator:
         self.passes += masks.k
         self.blocks += masks.k * self.n_layers
         with torch.no_grad():
-            return self.score(run_blocks(self.lm, self.embedded, 0, masks, self.repl))
+            return self.score(run_blocks(self.lm, self.embedded, 0, self._masks(masks), self.repl))
 
     def score(self, final: torch.Tensor) -> torch.Tensor:
         """Performance `[K]` of final residual streams `[K*N, pos, d]` (only the last position is read)."""

@@ -72,7 +72,7 @@ def _ladder(spec: JobSpec, lm: LoadedModel, method: Method, task: str, evaluator
     parent: Run | None = None
     for threshold in sorted(set(spec.thresholds), reverse=True):
         label = f"{task}@{threshold:g} ({name})"
-        stored = existing(run_id(lm.name, task, name, spec.intervention, spec.metric, threshold))
+        stored = existing(run_id(lm.name, task, name, spec.intervention, spec.metric, threshold, spec.direction))
         if stored is not None:
             reporter.note(f"skipped {lm.name}/{label}: already in the catalog")
             parent = stored
@@ -101,6 +101,7 @@ def _measured(lm: LoadedModel, name: str, method: Method, step: Step, circuit: C
         measures = {"faithfulness": ev.faithfulness(members)}
     return Run(
         model=lm.meta, task=ev.data.meta, method=name, threshold=step.threshold, ablation=spec.intervention, metric=spec.metric,
+        direction=spec.direction,
         components=circuit.components, edges=circuit.edges, completeness=ev.completeness(members),
         **measures, **circuit.measures,
         params={option: getattr(spec, option) for option in method.options} | circuit.params,
@@ -126,10 +127,10 @@ def evaluate_runs(runs: list[Run], tasks: list[str], n_prompts: int = 64, seed: 
         evaluators: dict[tuple[str, str], Evaluator] = {}
         for run in (r for r in runs if r.model.name == model):
             for task in tasks:
-                key = (task, run.ablation, run.metric)
+                key = (task, run.ablation, run.metric, run.direction)
                 if key not in evaluators:
                     evaluators[key] = Evaluator(lm, build_task(task, lm, n_prompts, seed), run.ablation, seed,
-                                                metric=run.metric)
+                                                metric=run.metric, direction=run.direction)
                 ev = evaluators[key]
                 performance = ev.faithfulness(lm.graph.components(run.components))
                 rows.append({"run": run.id, "task": ev.data.name, "performance": performance})

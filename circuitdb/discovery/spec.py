@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import get_args, get_origin, get_type_hints
 
 from circuitdb.discovery.devices import check_device
-from circuitdb.domain import check_int, check_name, check_number, check_threshold
+from circuitdb.domain import DIRECTIONS, check_int, check_name, check_number, check_threshold
 from circuitdb.errors import CircuitdbError
 
 ABLATIONS = ("mean", "zero", "resample", "patch")  # the one intervention of a run; patch: paired corrupted
@@ -32,6 +32,7 @@ class JobSpec:
     ablation: str = "mean"
     means: str = "pooled"  # mean over all corrupted prompts, or over those of each prompt's template
     metric: str = "logit_diff"
+    direction: str = "noising"  # denoising: the circuit restored into each prompt's corrupted run (prune, --ablation patch)
     n_prompts: int = 64
     seed: int = 0
     nested: bool = True
@@ -65,6 +66,12 @@ class JobSpec:
             raise CircuitdbError(f"unknown --means {self.means!r} (use {', '.join(MEANS)})")
         if self.means == "per-template" and self.ablation != "mean":
             raise CircuitdbError(f"--means per-template applies to --ablation mean, not {self.ablation}")
+        if self.direction not in DIRECTIONS:
+            raise CircuitdbError(f"unknown --direction {self.direction!r} (use {', '.join(DIRECTIONS)})")
+        if self.direction == "denoising" and (self.ablation != "patch" or set(self.methods) != {"prune"}
+                                              or self.edges != "none"):
+            raise CircuitdbError("--direction denoising restores circuit nodes into each prompt's corrupted run: it "
+                                 "needs --ablation patch, --method prune and --edges none (edge circuits are noising)")
         if self.n_prompts < 4:
             raise CircuitdbError(f"--prompts must be at least 4, got {self.n_prompts}")
         for check in dict.fromkeys(METHOD_CHECKS[m] for m in self.methods):

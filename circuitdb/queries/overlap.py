@@ -107,8 +107,9 @@ def ladder(store: Store, model: str, task: str, methods: tuple[str, ...] = ()) -
     runs = [r for r in runs if r.threshold is not None]
     if not runs:
         raise CircuitdbError(f"{model}/{task} has no runs with a threshold")
-    if len({(r.method, r.ablation, r.metric) for r in runs}) > 1:
-        raise CircuitdbError(f"{model}/{task} has runs of several methods/ablations/metrics; pick one with --method")
+    if len({(r.method, r.ablation, r.metric, r.direction) for r in runs}) > 1:
+        raise CircuitdbError(f"{model}/{task} has runs of several methods/ablations/metrics/directions; pick one with "
+                             "--method")
     runs.sort(key=lambda r: -r.threshold)
     members: dict[str, set[str]] = {r.id: set() for r in runs}
     for row in run_query(store, "members", run_ids=list(members)):

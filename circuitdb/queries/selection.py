@@ -51,6 +51,7 @@ class Selection:
     methods: tuple[str, ...] = ()
     ablations: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
     run_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -101,6 +102,7 @@ def resolve(store: Store, selection: Selection, minimum: int = 1, maximum: int |
             and (not selection.methods or r.method in selection.methods)
             and (not selection.ablations or r.ablation in selection.ablations)
             and (not selection.metrics or r.metric in selection.metrics)
+            and (not selection.directions or (r.direction or "noising") in selection.directions)
         )
 
     chosen = [r for r in runs if keep(r)]

@@ -20,12 +20,13 @@ from circuitdb.errors import CircuitdbError
 if TYPE_CHECKING:
     from circuitdb.discovery.spec import JobSpec
 
-OPTIONS = ("edges", "ablation", "means", "n_prompts", "seed", "nested", "ig_steps", "signed", "robust")
+OPTIONS = ("edges", "ablation", "means", "direction", "n_prompts", "seed", "nested", "ig_steps", "signed", "robust")
 
 
 def evaluators(lm: LoadedModel, spec: JobSpec, data: dict[str, TaskData]) -> dict[str, Evaluator]:
     """One head/MLP evaluator per task."""
-    return {name: Evaluator(lm, task, spec.intervention, spec.seed, metric=spec.metric) for name, task in data.items()}
+    return {name: Evaluator(lm, task, spec.intervention, spec.seed, metric=spec.metric, direction=spec.direction)
+            for name, task in data.items()}
 
 
 def edge_scores(ev: Evaluator, method: str, ig_steps: int, masks: Masks | None = None,
