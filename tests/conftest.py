@@ -62,6 +62,22 @@ def catalog(store_url: str) -> Iterator[Catalog]:
         yield cat
 
 
+@pytest.fixture(scope="module")
+def lm():
+    """The shipped toy model, loaded once per test module (torch is imported only by the modules that ask)."""
+    from circuitdb.discovery.models import load_model
+
+    return load_model("toy")
+
+
+@pytest.fixture(scope="module")
+def digits(lm):
+    """32 digits prompts the toy model solves."""
+    from circuitdb.discovery.tasks import build_task
+
+    return build_task("digits", lm, n_prompts=32)
+
+
 @pytest.fixture(scope="session")
 def examples() -> Path:
     return Path(__file__).parent.parent / "examples"

@@ -13,21 +13,10 @@ from fixtures import catalog_runs
 from circuitdb import Catalog, CircuitdbError, Selection
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.jobs import JobSpec, discover
-from circuitdb.discovery.models import load_model
 from circuitdb.discovery.tasks import build_task
 from circuitdb.domain import run_id
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return load_model("toy")
-
-
-@pytest.fixture(scope="module")
-def digits(lm):
-    return build_task("digits", lm, n_prompts=32)
 
 
 def restored(model, data, names: set[str]) -> float:

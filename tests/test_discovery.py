@@ -27,16 +27,6 @@ from circuitdb.progress import Reporter
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def lm():
-    return load_model("toy")
-
-
-@pytest.fixture(scope="module")
-def digits(lm):
-    return build_task("digits", lm, n_prompts=32)
-
-
 def test_patching_equals_transformer_lens(lm, digits) -> None:
     """Per-component patching of clean activations into the corrupted run, ours batched vs TL's utilities."""
     model, cfg = lm.model, lm.model.cfg

@@ -15,17 +15,12 @@ from circuitdb.discovery import edge_circuits, edges
 from circuitdb.discovery.edge_circuits import measure_edges
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
-from circuitdb.discovery.models import LoadedModel, load_model, prepare
+from circuitdb.discovery.models import LoadedModel, prepare
 from circuitdb.discovery.tasks import TaskData, build_task
 from circuitdb.errors import CircuitdbError
 
 torch.set_num_threads(1)
 INTERVENTIONS = ("mean", "zero", "patch", "mean-per-template")
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return load_model("toy")
 
 
 @pytest.fixture(scope="module")

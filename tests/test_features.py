@@ -18,7 +18,6 @@ from circuitdb.cli import main
 from circuitdb.discovery.ablation import logit_diff
 from circuitdb.discovery.features import FeatureEvaluator, node_name
 from circuitdb.discovery.jobs import JobSpec, discover
-from circuitdb.discovery.models import load_model
 from circuitdb.discovery.relations import cosine_relations, cross_model_relations, feature_activations
 from circuitdb.discovery.sae import TOY_SAE_DIR, fvu, load_dictionary, residuals, train_sae
 from circuitdb.discovery.steering import build, decompose, effects, prompt_groups
@@ -29,11 +28,6 @@ from circuitdb.domain import SteeringVector, parse_component
 torch.set_num_threads(1)
 MONTHS = {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
           "December"}
-
-
-@pytest.fixture(scope="module")
-def lm():
-    return load_model("toy")
 
 
 @pytest.fixture(scope="module")
