@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformer_lens import HookedTransformer
@@ -98,20 +100,60 @@ def load_model(name: str, device: str = "cpu") -> LoadedModel:
 
 
 def _load_folder(path: Path, device: str) -> LoadedModel:
+    """A local Hugging Face folder (config, weights, tokenizer) of any architecture TransformerLens converts."""
     config = path / "config.json"
     if not config.is_file():
         raise CircuitdbError(f"{path}: not a Hugging Face model folder (no config.json)")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    official = json.loads(config.read_text()).get("_name_or_path") or path.name
     try:
+        name = json.loads(config.read_text()).get("_name_or_path") or path.name
         hf_model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = HookedTransformer.from_pretrained(official, hf_model=hf_model, tokenizer=tokenizer, device=device)
-    except (OSError, ValueError) as exc:
-        raise CircuitdbError(f"{path}: cannot load as a TransformerLens model ({' '.join(str(exc).split())[:200]})") from None
-    return LoadedModel(official, prepare(model), HFCodec(model.tokenizer, official, model.cfg.default_prepend_bos),
-                       f"folder {path}")
+        tokenizer = _tokenizer(path)
+        model = _converted(path, hf_model, tokenizer)
+    except (OSError, ValueError, KeyError, AttributeError, NotImplementedError, RuntimeError) as exc:
+        raise CircuitdbError(f"{path}: cannot load as a TransformerLens model ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+    return LoadedModel(name, prepare(model.to(device, print_details=False)),
+                       HFCodec(tokenizer, name, model.cfg.default_prepend_bos), f"folder {path}")
+
+
+def _tokenizer(path: Path) -> Any:
+    """The folder's tokenizer as saved. A generic fast tokenizer (one trained with `tokenizers`) is loaded from its
+    tokenizer.json as is: transformers would substitute the model type's own tokenizer class, which splits words
+    differently."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    settings = path / "tokenizer_config.json"
+    declared = json.loads(settings.read_text()).get("tokenizer_class") if settings.is_file() else None
+    if declared in ("TokenizersBackend", "PreTrainedTokenizerFast") and (path / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def _converted(path: Path, hf_model: Any, tokenizer: Any) -> HookedTransformer:
+    """TransformerLens's conversion of a Hugging Face model by the architecture its folder's config names, with
+    `from_pretrained`'s weight processing; never the hub. It reads the folder through a neutral alias, since
+    TransformerLens picks some architectures by words in a model's name, whose config also carries `n_ctx` (GPT-2
+    configs of transformers 5 no longer do)."""
+    from transformer_lens import loading_from_pretrained as loading
+
+    with tempfile.TemporaryDirectory() as tmp:
+        alias = Path(tmp) / "model"
+        alias.mkdir()
+        for file in path.iterdir():
+            if file.name != "config.json":
+                (alias / file.name).symlink_to(file.resolve())
+        hf_config = json.loads((path / "config.json").read_text())
+        if "n_positions" in hf_config:
+            hf_config.setdefault("n_ctx", hf_config["n_positions"])
+        (alias / "config.json").write_text(json.dumps(hf_config))
+        cfg = loading.get_pretrained_model_config(str(alias), fold_ln=True)
+        state = loading.get_pretrained_state_dict(str(alias), cfg, hf_model)
+    model = HookedTransformer(cfg, tokenizer, move_to_device=False)
+    model.load_and_process_state_dict(state, fold_ln=True, center_writing_weights=True, center_unembed=True,
+                                      fold_value_biases=True)
+    return model
 
 
 def hub_reachable(timeout: float = 1.0) -> bool:
