@@ -229,8 +229,9 @@ class Evaluator:
             full = run_blocks(self.lm, embed(self.lm.model, self.data.clean), 0, Masks.full(self.graph), self.repl)
             self.full_logprobs = self._last_logits(full).log_softmax(-1)  # [N, vocab]
             self.full = self.value(full).item()
-            empty = run_blocks(self.lm, embed(self.lm.model, self.data.corrupt), 0, Masks.full(self.graph), self.repl)
-            if not denoising:  # every node and the embedding at its reference
+            if denoising:  # the corrupted run as it is
+                empty = run_blocks(self.lm, self.embedded, 0, Masks.full(self.graph), self.repl)
+            else:  # every node and the embedding at its reference
                 nothing = Masks.full(self.graph)
                 nothing.heads[:], nothing.mlps[:] = False, False
                 empty = run_blocks(self.lm, self.repl.embed.expand_as(self.embedded), 0, nothing, self.repl)
