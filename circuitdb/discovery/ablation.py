@@ -137,6 +137,12 @@ def run_blocks(
         return lm.model(x, start_at_layer=start, stop_at_layer=stop)
 
 
+def head_outputs(model: HookedTransformer, layer: int, z_NPHK: torch.Tensor) -> torch.Tensor:
+    """Each head's output `[N, pos, n_heads, d_model]`: its z times its slice of W_O (what TransformerLens's
+    hook_result holds, without running the model with per-head results on)."""
+    return torch.einsum("nphk,hkd->nphd", z_NPHK, model.blocks[layer].attn.W_O)
+
+
 def final_norm(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:
     """The final normalization of a residual stream `[..., d_model]` (none in a LayerNorm-free model)."""
     return model.ln_final(resid) if hasattr(model, "ln_final") else resid

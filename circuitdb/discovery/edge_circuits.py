@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from circuitdb.discovery.ablation import Hook, split_inputs
+from circuitdb.discovery.ablation import Hook, head_outputs, split_inputs
 from circuitdb.discovery.evaluate import Evaluator, Measure
 from circuitdb.discovery.graph import EdgeKey
 from circuitdb.errors import CircuitdbError
@@ -33,7 +33,7 @@ def sender_references(ev: Evaluator) -> list[torch.Tensor]:
                              "methods do not handle yet; use --method prune --edges none")
     refs = [repl.embed]
     for layer, heads in enumerate(graph.heads):
-        per_head = torch.einsum("nphk,hkd->nphd", repl.z[layer], model.blocks[layer].attn.W_O)
+        per_head = head_outputs(model, layer, repl.z[layer])
         refs += [per_head[:, :, head.index] for head in heads]
         refs += [repl.mlp[layer]] if graph.has_mlps else []
     return refs
@@ -52,7 +52,7 @@ def edge_final(ev: Evaluator, kept_SR: torch.Tensor) -> torch.Tensor:
 
     def record_heads(layer: int) -> Callable:
         def hook(z_NPHK: torch.Tensor, hook: object) -> None:
-            out_NPHD = torch.einsum("nphk,hkd->nphd", z_NPHK, model.blocks[layer].attn.W_O)
+            out_NPHD = head_outputs(model, layer, z_NPHK)
             diffs.extend(out_NPHD[:, :, h] - refs[len(diffs)] for h in range(graph.n_heads))
         return hook
 

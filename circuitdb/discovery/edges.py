@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, run_blocks
+from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, head_outputs, run_blocks
 from circuitdb.discovery.edge_circuits import sender_references
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import Block, EdgeKey, GraphEdge, Masks
@@ -33,7 +33,7 @@ def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dic
         _, cache = model.run_with_cache(tokens, stop_at_layer=graph.n_layers, names_filter=lambda name: name in wanted)
         outputs = {"input": cache[graph.nodes["input"].hook]}
         for layer, heads in enumerate(graph.heads):
-            result = torch.einsum("nphk,hkd->nphd", cache[blocks[layer].z], model.blocks[layer].attn.W_O)
+            result = head_outputs(model, layer, cache[blocks[layer].z])
             outputs |= {head.name: result[:, :, head.index] for head in heads}
             if graph.has_mlps:
                 outputs[graph.mlps[layer].name] = cache[graph.mlps[layer].hook]
@@ -185,7 +185,7 @@ def _deltas(ev: Evaluator, saved: dict[str, torch.Tensor], refs: list[torch.Tens
     model, graph = ev.lm.model, ev.graph
     parts = [saved[graph.nodes["input"].hook][None]]
     for block in graph.blocks:
-        parts.append(torch.einsum("nphk,hkd->hnpd", saved[block.z], model.blocks[block.layer].attn.W_O))
+        parts.append(head_outputs(model, block.layer, saved[block.z]).movedim(2, 0))
         parts += [saved[block.mlp_out][None]] if block.mlp_out else []
     delta = torch.cat(parts)
     for output, ref in zip(delta, refs):

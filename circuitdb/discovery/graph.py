@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from transformer_lens import HookedTransformerConfig
@@ -130,7 +131,11 @@ class ModelGraph:
         self.receivers.append((self.nodes["logits"], ""))
         self.column = {(r.name, x): i for i, (r, x) in enumerate(self.receivers)}  # a receiver input's place
         self.edges = [GraphEdge(s, r, x) for r, x in self.receivers for s in self.upstream(r)]
-        self.possible = self.edge_matrix(e.key for e in self.edges)  # [senders, receiver inputs]: which edges exist
+
+    @cached_property
+    def possible(self) -> torch.Tensor:
+        """Which edges exist, `[senders, receiver inputs]` (built on first use: only edge circuits need it)."""
+        return self.edge_matrix(e.key for e in self.edges)
 
     @classmethod
     def from_config(cls, cfg: HookedTransformerConfig) -> ModelGraph:
