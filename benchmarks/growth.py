@@ -8,7 +8,10 @@ of `--components` components (a few hundred each, as SAE-feature circuits have).
 
 With `--engine MODULE` (kuzu, or ladybug from another environment: `/path/to/venv/bin/python benchmarks/growth.py
 --engine ladybug`) it measures the engine alone with the statements circuitdb's write issues (COPY of the edges and
-memberships in one transaction, then a checkpoint), splitting the time into commit and checkpoint.
+memberships in one transaction, then a checkpoint), splitting the time into commit and checkpoint, for each layout:
+`relationships` (edges as relationships between the shared components, memberships stored both ways: circuitdb
+before the Edge node layout) and `nodes` (the layout of `schema.kuzu_ddl`: an edge is a node of its own, and
+memberships and edge ends are stored from their source side).
 
     .venv/bin/python benchmarks/growth.py [--sizes 10,1000,10000 --adds 3 --members 300 --edges 300]
 """
@@ -68,19 +71,35 @@ def catalog_growth(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def engine_growth(args: argparse.Namespace) -> list[dict]:
-    """The engine alone: components, runs, memberships and edges in its own tables, one COPY transaction per run."""
+LAYOUTS = {
+    "relationships": ("CREATE REL TABLE I(FROM R TO C)", "CREATE REL TABLE E(FROM C TO C, run_id STRING)"),
+    "nodes": ("CREATE REL TABLE I(FROM R TO C) WITH (storage_direction = 'fwd')",
+              "CREATE NODE TABLE E(id INT64, run_id STRING, PRIMARY KEY(id))",
+              "CREATE REL TABLE S(FROM E TO C) WITH (storage_direction = 'fwd')",
+              "CREATE REL TABLE T(FROM E TO C) WITH (storage_direction = 'fwd')"),
+}
+
+
+def engine_growth(args: argparse.Namespace, layout: str) -> list[dict]:
+    """The engine alone: components, runs, memberships and edges in tables of `layout`, one COPY transaction per
+    run."""
     engine = importlib.import_module(args.engine)
     rng = np.random.default_rng(0)
+    numbered = [0]  # edge nodes so far
 
-    def tables(first: int, count: int) -> tuple[pa.Table, pa.Table, pa.Table]:
+    def tables(first: int, count: int) -> list[tuple[str, pa.Table]]:
         ids = [f"r{k}" for k in range(first, first + count)]
         members = np.concatenate([rng.choice(args.components, args.members, replace=False) for _ in ids])
         ends = rng.integers(0, args.components, (count * args.edges, 2))
-        return (pa.table({"id": ids}),
-                pa.table({"from": np.repeat(ids, args.members), "to": [f"c{i}" for i in members]}),
-                pa.table({"from": [f"c{i}" for i in ends[:, 0]], "to": [f"c{i}" for i in ends[:, 1]],
-                          "run_id": np.repeat(ids, args.edges)}))
+        senders, receivers = [f"c{i}" for i in ends[:, 0]], [f"c{i}" for i in ends[:, 1]]
+        out = [("R", pa.table({"id": ids})),
+               ("I", pa.table({"from": np.repeat(ids, args.members), "to": [f"c{i}" for i in members]}))]
+        if layout == "relationships":
+            return [*out, ("E", pa.table({"from": senders, "to": receivers, "run_id": np.repeat(ids, args.edges)}))]
+        edge = pa.array(range(numbered[0], numbered[0] + len(senders)), pa.int64())
+        numbered[0] += len(senders)
+        return [*out, ("E", pa.table({"id": edge, "run_id": np.repeat(ids, args.edges)})),
+                ("S", pa.table({"from": edge, "to": senders})), ("T", pa.table({"from": edge, "to": receivers}))]
 
     rows = []
     for size in args.sizes:
@@ -89,16 +108,15 @@ def engine_growth(args: argparse.Namespace) -> list[dict]:
             db = engine.Database(str(path))
             conn = engine.Connection(db)
             for ddl in ("CREATE NODE TABLE C(id STRING, PRIMARY KEY(id))", "CREATE NODE TABLE R(id STRING, PRIMARY KEY(id))",
-                        "CREATE REL TABLE I(FROM R TO C)", "CREATE REL TABLE E(FROM C TO C, run_id STRING)"):
+                        *LAYOUTS[layout]):
                 conn.execute(ddl)
             conn.execute("COPY C FROM $t", {"t": pa.table({"id": [f"c{i}" for i in range(args.components)]})})
-            for name, table in zip("RIE", tables(0, size)):
+            for name, table in tables(0, size):
                 conn.execute(f"COPY {name} FROM $t", {"t": table})
             commits, checkpoints = [], []
             for k in range(size, size + args.adds):
-                run, members, edges = tables(k, 1)
                 conn.execute("BEGIN TRANSACTION")
-                for name, table in (("R", run), ("I", members), ("E", edges)):
+                for name, table in tables(k, 1):
                     conn.execute(f"COPY {name} FROM $t", {"t": table})
                 started = time.perf_counter()
                 conn.execute("COMMIT")
@@ -109,7 +127,7 @@ def engine_growth(args: argparse.Namespace) -> list[dict]:
             db.close()
             rows.append({"runs": size, "commit_s": statistics.median(commits), "checkpoint_s": statistics.median(checkpoints),
                          "file_bytes": path.stat().st_size})
-        print(f"{args.engine} {engine.__version__ if hasattr(engine, '__version__') else ''}, {size:>6} runs: "
+        print(f"{args.engine} {getattr(engine, '__version__', '')}, {layout} layout, {size:>6} runs: "
               f"commit {rows[-1]['commit_s']:.3f} s, checkpoint {rows[-1]['checkpoint_s']:.3f} s, "
               f"file {rows[-1]['file_bytes'] / 1e6:.1f} MB", flush=True)
     return rows
@@ -123,11 +141,14 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=300)
     parser.add_argument("--components", type=int, default=20000)
     parser.add_argument("--engine", help="measure this engine module alone (kuzu, ladybug)")
+    parser.add_argument("--layouts", type=lambda s: s.split(","), default=list(LAYOUTS), help="with --engine")
     args = parser.parse_args()
-    rows = engine_growth(args) if args.engine else catalog_growth(args)
+    runs = {layout: engine_growth(args, layout) for layout in args.layouts} if args.engine else {"": catalog_growth(args)}
     key = "commit_s" if args.engine else "add_s"
-    print(f"largest / smallest catalog: {rows[-1][key] / rows[0][key]:.1f}x (bound: 2x)")
-    print(json.dumps({"engine": args.engine or "circuitdb+kuzu", "rows": rows}))
+    for layout, rows in runs.items():
+        print(f"{layout + ' layout, ' if layout else ''}largest / smallest catalog: {rows[-1][key] / rows[0][key]:.1f}x "
+              f"(bound: 2x)")
+    print(json.dumps({"engine": args.engine or "circuitdb+kuzu", "layouts": runs}))
     sys.exit(0)
 
 

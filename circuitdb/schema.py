@@ -73,6 +73,19 @@ RELS = {
         RelTable("SHIFTS", "SteeringVector", "Component", {"delta": "DOUBLE", "layer": "INT64", "coef": "DOUBLE"}),
     )
 }
+# The embedded store keeps an edge as a node of its own, `(a:Component)<-[:SENDER]-(e:Edge {run_id, weight, input})
+# -[:RECEIVER]->(b:Component)`, and stores INCLUDES, SENDER and RECEIVER from their source side only. A new run's rows
+# then land in node groups of their own; relationships between shared components made Kuzu rewrite those components'
+# adjacency on every add, so an add cost time in proportion to the catalog. Neo4j keeps the EDGE relationship.
+KUZU_EDGE = NodeTable("Edge", {"id": "INT64", "run_id": "STRING", "weight": "DOUBLE", "input": "STRING"}, "")
+KUZU_EDGE_ENDS = ("SENDER", "RECEIVER")
+KUZU_SOURCE_SIDE = ("INCLUDES", *KUZU_EDGE_ENDS)
+# Kuzu's table names ignore case, so the Edge table is built beside an older file's EDGE under this name, then renamed
+KUZU_EDGE_STAGING = "Edge_new"
+# an edge `e` from `a` to `b` in Cypher on each store
+EDGE_PATTERN = {"kuzu": "(a:Component)<-[:SENDER]-(e:Edge)-[:RECEIVER]->(b:Component)",
+                "neo4j": "(a:Component)-[e:EDGE]->(b:Component)"}
+
 INDEXES = (
     Index("component_kind", "Component", ("model_id", "kind")),
     Index("run_select", "Run", ("method", "threshold")),
@@ -85,13 +98,27 @@ def _columns(properties: dict[str, str]) -> str:
     return "".join(f", {name} {kind}" for name, kind in properties.items())
 
 
+def _kuzu_node(node: NodeTable, label: str = "") -> str:
+    return f"CREATE NODE TABLE IF NOT EXISTS {label or node.label}({_columns(node.properties)[2:]}, PRIMARY KEY(id))"
+
+
+def kuzu_rel_ddl(rel: RelTable, name: str = "") -> str:
+    """CREATE REL TABLE for `rel`, under `name` if given; stored from the source side where KUZU_SOURCE_SIDE says."""
+    side = " WITH (storage_direction = 'fwd')" if rel.type in KUZU_SOURCE_SIDE else ""
+    return (f"CREATE REL TABLE IF NOT EXISTS {name or rel.type}(FROM {rel.source} TO {rel.target}"
+            f"{_columns(rel.properties)}){side}")
+
+
+def kuzu_edge_ddl(label: str = KUZU_EDGE.label) -> list[str]:
+    """The embedded store's edge tables, with the Edge node table named `label`."""
+    return [_kuzu_node(KUZU_EDGE, label), *(kuzu_rel_ddl(RelTable(end, label, "Component", {})) for end in KUZU_EDGE_ENDS)]
+
+
 def kuzu_ddl() -> list[str]:
-    """CREATE NODE/REL TABLE statements, idempotent."""
-    nodes = [f"CREATE NODE TABLE IF NOT EXISTS {n.label}({_columns(n.properties)[2:]}, PRIMARY KEY(id))" for n in NODES.values()]
+    """CREATE NODE/REL TABLE statements, idempotent: the schema with the embedded store's edge layout."""
+    nodes = [_kuzu_node(n) for n in NODES.values()]
     added = [f"ALTER TABLE {label} ADD IF NOT EXISTS {name} {kind}" for label, new in ADDED.items() for name, kind in new.items()]
-    return nodes + added + [
-        f"CREATE REL TABLE IF NOT EXISTS {r.type}(FROM {r.source} TO {r.target}{_columns(r.properties)})" for r in RELS.values()
-    ]
+    return nodes + added + [kuzu_rel_ddl(r) for r in RELS.values() if r.type != "EDGE"] + kuzu_edge_ddl()
 
 
 def neo4j_schema() -> dict[str, dict[str, str]]:

@@ -251,13 +251,13 @@ def test_run_with_an_edge_end_outside_its_members(store_url: str) -> None:
     with Catalog(store_url) as cat:
         cat.add([first, second])
         model = first.model.name
-        write = (f"MATCH (a:Component {{id: '{model}/{outsider}'}}), (b:Component {{id: '{model}/logits'}}) "
-                 f"CREATE (a)-[:EDGE {{run_id: '{first.id}', weight: 0.5, input: ''}}]->(b)")
+        ends = f"MATCH (a:Component {{id: '{model}/{outsider}'}}), (b:Component {{id: '{model}/logits'}}) "
+        props = f"run_id: '{first.id}', weight: 0.5, input: ''"
         if cat.store.backend == "kuzu":
-            cat.store._exec(write)
+            cat.store._exec(f"{ends} CREATE (a)<-[:SENDER]-(:Edge {{id: -1, {props}}})-[:RECEIVER]->(b)")
         else:
             with cat.store.driver.session() as session:
-                session.run(write).consume()
+                session.run(f"{ends} CREATE (a)-[:EDGE {{{props}}}]->(b)").consume()
         again = cat.run(first.id)
         assert sorted(again.edges, key=lambda e: e.key) == sorted([*first.edges, Edge(outsider, "logits", 0.5)],
                                                                   key=lambda e: e.key)

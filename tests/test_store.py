@@ -15,9 +15,10 @@ from big_run import big_tables
 from fixtures import catalog_runs
 
 from circuitdb import Catalog, CircuitdbError, Edge, Model, Run, Task
+from circuitdb.domain import component_id
 from circuitdb.errors import StoreError
 from circuitdb.ingest.tables import COMPONENT_SCHEMA, EDGE_SCHEMA, run_tables
-from circuitdb.schema import INDEXES, NODES, RELS, neo4j_schema
+from circuitdb.schema import EDGE_PATTERN, INDEXES, KUZU_EDGE, KUZU_EDGE_ENDS, NODES, RELS, RelTable, neo4j_schema
 from circuitdb.store.base import open_store
 
 HERE = Path(__file__).parent
@@ -29,7 +30,7 @@ def counts(cat: Catalog) -> dict[str, int]:
     for label in ("Run", "Component", "Model", "Task"):
         out[label] = cat.query(f"MATCH (n:{label}) RETURN count(n) AS n").records()[0]["n"]
     out["INCLUDES"] = cat.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n").records()[0]["n"]
-    out["EDGE"] = cat.query("MATCH (:Component)-[e:EDGE]->(:Component) RETURN count(e) AS n").records()[0]["n"]
+    out["EDGE"] = cat.query(f"MATCH {EDGE_PATTERN[cat.store.backend]} RETURN count(e) AS n").records()[0]["n"]
     out["NESTS_IN"] = cat.query("MATCH (:Run)-[x:NESTS_IN]->(:Run) RETURN count(x) AS n").records()[0]["n"]
     return out
 
@@ -112,7 +113,7 @@ def test_sigterm_and_sigint_wait_for_the_commit(store_url: str, signum: int) -> 
     with Catalog(store_url) as cat:
         (info,) = cat.runs()
         assert info.n_edges == n_edges
-        assert cat.query("MATCH ()-[e:EDGE]->() RETURN count(e) AS n").records()[0]["n"] == n_edges
+        assert cat.query(f"MATCH {EDGE_PATTERN[cat.store.backend]} RETURN count(e) AS n").records()[0]["n"] == n_edges
 
 
 def test_concurrent_writers_lose_nothing(neo4j_url: str) -> None:
@@ -168,7 +169,10 @@ def test_stores_have_the_one_schema(store_url: str) -> None:
     assert EDGE_SCHEMA.names == ["from", "to", *RELS["EDGE"].properties]
     if store_url.startswith("kuzu:"):
         with Catalog(store_url) as cat:
-            for name, table in {**NODES, **RELS}.items():
+            tables = {**NODES, KUZU_EDGE.label: KUZU_EDGE, **{e: RelTable(e, "Edge", "Component", {}) for e in KUZU_EDGE_ENDS},
+                      **{name: rel for name, rel in RELS.items() if name != "EDGE"}}
+            assert {r["name"] for r in cat.query("CALL show_tables() RETURN name").records()} == {*tables, "Unfinished"}
+            for name, table in tables.items():
                 columns = {r["name"]: r["type"] for r in cat.query(f"CALL table_info('{name}') RETURN *").records()}
                 assert columns == table.properties
         return
@@ -215,3 +219,61 @@ def test_a_catalog_from_before_the_run_measures_is_upgraded_on_a_writable_open(t
         catalog.add(Run(old.model, old.task, "eap", 0.5, edge_faithfulness=0.7, cpr=0.9, cmd=0.1))
     with Catalog(f"kuzu:{path}", read_only=True) as catalog:
         assert {r.method: r.edge_faithfulness for r in catalog.runs()} == {old.method: None, "eap": 0.7}
+
+
+def old_layout(path: Path, runs: list[Run]) -> None:
+    """A catalog file as circuitdb wrote it before the Edge node layout (EDGE relationships, INCLUDES stored both
+    ways), its rows made here from the runs themselves; with the table a migration killed midway leaves."""
+    import kuzu
+
+    with Catalog(f"kuzu:{path}") as catalog:
+        catalog.add(runs)
+    db = kuzu.Database(str(path))
+    conn = kuzu.Connection(db)
+    for table in ("SENDER", "RECEIVER", "Edge", "INCLUDES"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("CREATE REL TABLE INCLUDES(FROM Run TO Component, score DOUBLE)")
+    conn.execute("CREATE REL TABLE EDGE(FROM Component TO Component, run_id STRING, weight DOUBLE, input STRING)")
+    for run in runs:
+        for name, score in run.components.items():
+            conn.execute("MATCH (r:Run {id: $r}), (c:Component {id: $c}) CREATE (r)-[:INCLUDES {score: $s}]->(c)",
+                         {"r": run.id, "c": component_id(run.model.name, name), "s": score})
+        for e in run.edges:
+            conn.execute("MATCH (a:Component {id: $a}), (b:Component {id: $b}) "
+                         "CREATE (a)-[:EDGE {run_id: $r, weight: $w, input: $i}]->(b)",
+                         {"a": component_id(run.model.name, e.sender), "b": component_id(run.model.name, e.receiver),
+                          "r": run.id, "w": e.weight, "i": e.input})
+    conn.execute("CREATE NODE TABLE Edge_new(id INT64, PRIMARY KEY(id))")
+    conn.close()
+    db.close()
+
+
+def test_a_catalog_from_before_the_edge_layout_moves_to_it_on_a_writable_open(tmp_path: Path) -> None:
+    """Edges as relationships between shared components made every add rewrite them (an add cost time in proportion
+    to the catalog): an older file is refused read-only with the way to upgrade, and a writable open moves every
+    membership and edge to the Edge node layout, redoing a migration a killed process left half done."""
+    path = tmp_path / "old.kuzu"
+    runs = catalog_runs()[:4]
+    old_layout(path, runs)
+    refused = pytest.raises(StoreError, match="older circuitdb.*Edge node layout.*open it once to write")
+    with refused, Catalog(f"kuzu:{path}", read_only=True) as catalog:
+        catalog.runs()
+    with Catalog(f"kuzu:{path}") as catalog:
+        for run in runs:
+            stored = catalog.run(run.id)
+            assert stored.components == run.components
+            assert set(stored.edges) == set(run.edges) and len(stored.edges) == len(run.edges)
+        catalog.add(catalog_runs()[4])
+    with Catalog(f"kuzu:{path}", read_only=True) as catalog:
+        assert {r["name"] for r in catalog.query("CALL show_tables() RETURN name").records()} >= {"Edge", "SENDER"}
+        assert counts(catalog)["EDGE"] == sum(len(r.edges) for r in catalog_runs()[:5])
+        assert counts(catalog)["INCLUDES"] == sum(len(r.components) for r in catalog_runs()[:5])
+
+
+def test_a_run_nesting_in_a_run_not_in_the_catalog_writes_nothing(catalog: Catalog) -> None:
+    """The parent is checked before any row goes in: no run, component or edge of the refused run is left."""
+    run = Run(Model("m", 2, 2, 8), Task("t"), "prune", 0.8, components={"a0.h1": 1.0, "m1": 0.5},
+              edges=[Edge("a0.h1", "m1", 0.2)], nests_in="nosuch")
+    with pytest.raises(StoreError, match="nests in run nosuch, which is not in the catalog"):
+        catalog.add(run)
+    assert set(counts(catalog).values()) == {0}

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables, check_tables
-from circuitdb.schema import ADDED, kuzu_ddl
+from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
@@ -37,7 +37,7 @@ READ_FUNCTION_PREFIXES = ("SHOW_",)
 NO_CATALOG = "{path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` to add one)"
 # Kuzu's write journal (not part of the catalog schema): staging ids of run writes not yet published
 JOURNAL = "Unfinished"
-JOURNAL_DDL = f"CREATE NODE TABLE IF NOT EXISTS {JOURNAL}(id STRING, components STRING[], PRIMARY KEY(id))"
+JOURNAL_DDL = f"CREATE NODE TABLE IF NOT EXISTS {JOURNAL}(id STRING, PRIMARY KEY(id))"
 CREATE_INCLUDES = (
     "LOAD FROM $rows MATCH (r:Run {id: $id}), (c:Component {id: to}) CREATE (r)-[:INCLUDES {score: score}]->(c)"
 )
@@ -132,13 +132,15 @@ class KuzuStore(SmallWrites):
         self._must_hold_catalog = False
 
     def _check_current(self) -> None:
-        """Refuse (once) to read a catalog written before the run columns of `schema.ADDED`: a read-only open cannot
-        add them, and every run query names them."""
+        """Refuse (once) to read a catalog written before the run columns of `schema.ADDED` or the Edge layout: a
+        read-only open cannot add them, and the queries name them."""
         columns = {r["name"] for r in self._rows("CALL table_info('Run') RETURN name")}
-        missing = [name for name in ADDED["Run"] if name not in columns] if columns else []
+        missing = [f"run column {name}" for name in ADDED["Run"] if name not in columns] if columns else []
+        if self._old_layout():
+            missing.append("the Edge node layout")
         if missing:
             self.release()
-            raise StoreError(f"{self.path} was written by an older circuitdb (its runs lack {', '.join(missing)}): "
+            raise StoreError(f"{self.path} was written by an older circuitdb (it lacks {', '.join(missing)}): "
                              f"open it once to write, e.g. `circuitdb init --store kuzu:{self.path}`")
         self._current = True
 
@@ -154,8 +156,44 @@ class KuzuStore(SmallWrites):
         return not self._must_hold_catalog
 
     def init(self) -> None:
+        if self._old_layout():
+            self._migrate()
         for statement in [*kuzu_ddl(), JOURNAL_DDL]:
             self.conn.execute(statement)
+
+    def _old_layout(self) -> bool:
+        """Whether the file keeps edges as EDGE relationships (circuitdb before the Edge node layout)."""
+        return any(r["name"].upper() == "EDGE" and r["type"] == "REL"
+                   for r in self._rows("CALL show_tables() RETURN name, type"))
+
+    def _migrate(self) -> None:
+        """Move a catalog to the Edge node layout (`schema.KUZU_EDGE`) and source-side memberships. The new tables
+        are filled and checkpointed beside the old ones, then one small transaction drops the old and renames the
+        new: a migration killed at any moment is redone whole on the next open."""
+        sys.stderr.write(f"note: moving {self.path} to the current edge layout (once)\n")
+        made = {r["name"] for r in self._rows("CALL show_tables() RETURN name")}
+        self._exec("BEGIN TRANSACTION")  # what a killed migration left
+        for table in ("SENDER", "RECEIVER", "INCLUDES_new", KUZU_EDGE_STAGING):
+            if table in made:
+                self._exec(f"DROP TABLE {table}")
+        self._exec("COMMIT")
+        edges = self._exec("MATCH (a:Component)-[e:EDGE]->(b:Component) RETURN a.id, b.id, e.run_id, e.weight, e.input")
+        edges = edges.get_as_arrow().rename_columns(["from", "to", "run_id", "weight", "input"])
+        includes = self._exec("MATCH (r:Run)-[i:INCLUDES]->(c:Component) RETURN r.id, c.id, i.score").get_as_arrow()
+        self._exec("BEGIN TRANSACTION")
+        for statement in kuzu_edge_ddl(KUZU_EDGE_STAGING):
+            self._exec(statement)
+        self._exec(kuzu_rel_ddl(RELS["INCLUDES"], "INCLUDES_new"))
+        self._copy_edges(KUZU_EDGE_STAGING, edges, 0)
+        self._copy("INCLUDES_new", includes.rename_columns(["from", "to", "score"]))
+        self._exec("COMMIT")
+        self._exec("CHECKPOINT")
+        self._exec("BEGIN TRANSACTION")
+        for statement in ("DROP TABLE EDGE", "DROP TABLE INCLUDES", f"ALTER TABLE {KUZU_EDGE_STAGING} RENAME TO "
+                          f"{KUZU_EDGE.label}", "ALTER TABLE INCLUDES_new RENAME TO INCLUDES"):
+            self._exec(statement)
+        self._exec("COMMIT")
+        self._exec("CHECKPOINT")
 
     def _exec(self, cypher: str, params: dict[str, Any] | None = None) -> kuzu.QueryResult:
         result = self.conn.execute(cypher, params or {})
@@ -209,6 +247,14 @@ class KuzuStore(SmallWrites):
         if table.num_rows:
             self._exec(f"COPY {table_name} FROM $rows", {"rows": table})
 
+    def _copy_edges(self, label: str, edges: pa.Table, first: int) -> None:
+        """Edge rows (`EDGE_SCHEMA`: from, to, run_id, weight, input) as Edge nodes numbered from `first`, with their
+        SENDER and RECEIVER relationships."""
+        ids = pa.array(range(first, first + edges.num_rows), pa.int64())
+        self._copy(label, pa.table({"id": ids, **{c: edges.column(c) for c in KUZU_EDGE.properties if c != "id"}}))
+        self._copy("SENDER", pa.table({"from": ids, "to": edges.column("from")}))
+        self._copy("RECEIVER", pa.table({"from": ids, "to": edges.column("to")}))
+
     def write_run(self, tables: RunTables) -> None:
         self.write_runs([tables])
 
@@ -235,6 +281,12 @@ class KuzuStore(SmallWrites):
         no copy of it is stored, so a new run's edges need no renaming)."""
         ids = [t.run_id for t in batch]
         stored = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id", {"ids": ids})}
+        parents = {t.nests_in for t in batch if t.nests_in} - set(ids)
+        found = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id", {"ids": sorted(parents)})}
+        for tables in batch:  # refused before anything is written: components, once in, stay
+            if tables.nests_in in parents - found:
+                raise StoreError(f"run {tables.run_id} nests in run {tables.nests_in}, which is not in the catalog; "
+                                 f"nothing written")
         stage = {rid: f"{rid}~{uuid.uuid4().hex[:12]}" if rid in stored else rid for rid in ids}
         edges = pa.concat_tables([t.edges for t in batch])
         edges = edges.set_column(edges.schema.get_field_index("run_id"), "run_id",
@@ -242,12 +294,8 @@ class KuzuStore(SmallWrites):
         self._exec("BEGIN TRANSACTION")
         try:
             components = self._fresh_components(batch)
-            fresh = set(components.column("id").to_pylist())
-            for tables in batch:  # each new component journaled once, under the first run that brings it
-                mine = [i for i in tables.components.column("id").to_pylist() if i in fresh]
-                fresh -= set(mine)
-                self._exec(f"CREATE (:{JOURNAL} {{id: $id, components: CAST($components AS STRING[])}})",
-                           {"id": stage[tables.run_id], "components": mine})
+            for staged in stage.values():
+                self._exec(f"CREATE (:{JOURNAL} {{id: $id}})", {"id": staged})
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, RuntimeError):
@@ -255,7 +303,8 @@ class KuzuStore(SmallWrites):
             raise
         try:
             self._copy("Component", components)
-            self._copy("EDGE", edges)
+            first = self._rows(f"MATCH (e:{KUZU_EDGE.label}) RETURN max(e.id) AS n")[0]["n"]
+            self._copy_edges(KUZU_EDGE.label, edges, 0 if first is None else first + 1)
             self._exec("COMMIT")
             self._exec("CHECKPOINT")
         except BaseException as exc:
@@ -270,16 +319,16 @@ class KuzuStore(SmallWrites):
 
     def _publish(self, batch: list[RunTables], stage: dict[str, str], names: str) -> None:
         """Transaction 2 (no COPY, so a rollback is safe): run nodes, memberships and links replace the old copies,
-        staged edges take their run's id, the journal is cleared. On failure the staged rows go too."""
+        staged edges take their run's id, the journal is cleared. On failure the staged edges go too."""
         self._exec("BEGIN TRANSACTION")
         try:
             for tables in batch:
                 rid = tables.run_id
-                run_steps(replace_run(tables), self._rows)
+                run_steps(replace_run(tables, self.backend), self._rows)
                 if tables.includes.num_rows:
                     self._exec(CREATE_INCLUDES, {"id": rid, "rows": tables.includes})
                 if stage[rid] != rid:
-                    self._exec("MATCH ()-[e:EDGE]->() WHERE e.run_id = $stage SET e.run_id = $id",
+                    self._exec("MATCH (e:Edge) WHERE e.run_id = $stage SET e.run_id = $id",
                                {"stage": stage[rid], "id": rid})
             self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids DELETE u", {"ids": list(stage.values())})
             self._exec("COMMIT")
@@ -287,16 +336,15 @@ class KuzuStore(SmallWrites):
             self._rollback()
             self._discard(list(stage.values()))
             if isinstance(exc, (RuntimeError, CircuitdbError)):
-                raise StoreError(f"writing run {names} to Kuzu failed, nothing written: {exc}") from None
+                raise StoreError(f"writing run {names} to Kuzu failed, no run written: {exc}") from None
             raise
 
     def _discard(self, staged: list[str]) -> None:
-        """Remove what a failed write (or one a killed process left) staged: its edges, the components it brought
-        that nothing else took up, its journal entries."""
+        """Remove what a failed write (or one a killed process left) staged: its edges and journal entries. The
+        components it brought stay, as components of their model that no run includes: Kuzu cannot delete a node
+        that relationships stored from their source side point to (the Edge layout, `schema.KUZU_SOURCE_SIDE`)."""
         self._exec("BEGIN TRANSACTION")
-        self._exec("MATCH ()-[e:EDGE]->() WHERE e.run_id IN $ids DELETE e", {"ids": staged})
-        self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids UNWIND u.components AS cid MATCH (c:Component {{id: cid}}) "
-                   "WHERE NOT EXISTS { MATCH (c)-[]-() } DELETE c", {"ids": staged})
+        self._exec("MATCH (e:Edge) WHERE e.run_id IN $ids DETACH DELETE e", {"ids": staged})
         self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids DELETE u", {"ids": staged})
         self._exec("COMMIT")
 

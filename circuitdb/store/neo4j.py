@@ -220,7 +220,7 @@ class Neo4jStore(SmallWrites):
     def _write_run(tx: neo4j.ManagedTransaction, tables: RunTables) -> None:
         """The shared run steps, then the bulk rows: components merged, memberships and edges created in batches."""
         rid = tables.run_id
-        _steps(tx, replace_run(tables))
+        _steps(tx, replace_run(tables, "neo4j"))
         for rows in _batches(tables.components):
             tx.run(MERGE_COMPONENTS, rows=rows).consume()
         for rows in _batches(tables.includes):

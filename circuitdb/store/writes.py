@@ -58,7 +58,9 @@ CREATE_RELATES = (
 )
 CREATE_LINKS = {kind: _create_links(kind) for kind in ("DECOMPOSES_INTO", "SHIFTS")}
 RUN_EXISTS = "MATCH (r:Run {id: $id}) RETURN count(r) AS n"
-DELETE_EDGES = "MATCH ()-[e:EDGE]->() WHERE e.run_id = $id DELETE e"
+# a run's edges: relationships on Neo4j, nodes of their own on the embedded store (`schema.KUZU_EDGE`)
+DELETE_EDGES = {"neo4j": "MATCH ()-[e:EDGE]->() WHERE e.run_id = $id DELETE e",
+                "kuzu": "MATCH (e:Edge) WHERE e.run_id = $id DETACH DELETE e"}
 DELETE_RUN = "MATCH (r:Run {id: $id}) DETACH DELETE r"
 CHILDREN = "MATCH (c:Run)-[:NESTS_IN]->(:Run {id: $id}) RETURN c.id AS id"
 NEST = "MATCH (c:Run {id: $c}), (p:Run {id: $p}) CREATE (c)-[:NESTS_IN]->(p) RETURN count(*) AS n"
@@ -76,11 +78,13 @@ class SmallWrites:
     """The writes without bulk rows, the same on every store: each runs its steps in one transaction of the store's
     `_small_write(what, make_steps)` (`make_steps` builds them anew, since a store may retry a transaction)."""
 
+    backend: str  # "kuzu" or "neo4j": where the layouts differ (DELETE_EDGES)
+
     def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
         raise NotImplementedError
 
     def delete_run(self, run_id: str) -> bool:
-        return self._small_write(f"deleting run {run_id}", lambda: delete_run(run_id))
+        return self._small_write(f"deleting run {run_id}", lambda: delete_run(run_id, self.backend))
 
     def write_evaluations(self, run_id: str, evaluations: list[dict]) -> None:
         self._small_write(f"writing scores of run {run_id}", lambda: replace_evaluations(run_id, evaluations))
@@ -103,23 +107,23 @@ def run_steps(steps: Steps, execute: Callable[[str, dict[str, Any]], Rows]) -> A
         rows = execute(cypher, params)
 
 
-def delete_run(run_id: str) -> Steps:
-    """Remove a run, its memberships and its edges; returns whether it existed."""
+def delete_run(run_id: str, backend: str) -> Steps:
+    """Remove a run, its memberships and its edges (laid out as on `backend`); returns whether it existed."""
     if not _count((yield RUN_EXISTS, {"id": run_id})):
         return False
-    yield DELETE_EDGES, {"id": run_id}
+    yield DELETE_EDGES[backend], {"id": run_id}
     yield DELETE_RUN, {"id": run_id}
     return True
 
 
-def replace_run(tables: RunTables) -> Steps:
+def replace_run(tables: RunTables, backend: str) -> Steps:
     """A run's nodes and small relationships, replacing an earlier copy (its NESTS_IN children stay attached). Model
     first: writers of one model then queue on its node rather than deadlock on shared components."""
     rid = tables.run_id
     yield MERGE_MODEL, tables.model
     yield MERGE_TASK, tables.task
     children = [r["id"] for r in (yield CHILDREN, {"id": rid})]
-    yield from delete_run(rid)
+    yield from delete_run(rid, backend)
     yield CREATE_RUN, {**tables.run, "model": tables.model["id"], "task": tables.task["id"]}
     for child in children:
         yield NEST, {"c": child, "p": rid}
