@@ -82,3 +82,23 @@ def test_bad_task_data_is_one_clear_error(make, message: str) -> None:
     with pytest.raises(CircuitdbError, match=message):
         make(torch.randint(0, 10, (8, 5), generator=torch.Generator().manual_seed(0)))
 
+
+
+def test_a_transformerlens_checkpoint_by_path_gives_the_runs_of_the_model_object(tmp_path: Path, attention_only) -> None:
+    """`torch.save({"config": cfg.to_dict(), "state_dict": ...})` (numpy scalars in the config) loads weights-only by
+    path: the same logits as the object, and discovery from the path stores the runs discovery from the object does."""
+    model, data = attention_only
+    path = tmp_path / "my-attn-only.pt"
+    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict()}, path)
+    loaded = load_model(str(path))
+    assert loaded.name == "my-attn-only" and loaded.codec is None and loaded.model.cfg.attn_only
+    with torch.no_grad():
+        assert torch.equal(loaded.model(data.clean), model(data.clean))
+    runs = {}
+    for name, given in (("object", model), ("path", str(path))):
+        with Catalog(f"kuzu:{tmp_path / name}.kuzu") as catalog:
+            runs[name] = [catalog.run(r.id) for r in catalog.discover(given, [data], [0.8], ablation="patch", n_prompts=16)]
+    assert [(r.id, r.components, r.edges) for r in runs["path"]] == [(r.id, r.components, r.edges) for r in runs["object"]]
+    torch.save({"config": {"n_layers": 1}, "state_dict": {}}, tmp_path / "bad.pt")
+    with pytest.raises(CircuitdbError, match="does not build a HookedTransformer"):
+        load_model(str(tmp_path / "bad.pt"))

@@ -1,4 +1,5 @@
-"""Load the model a job runs on: the shipped toy model, a local Hugging Face folder, or a TransformerLens name.
+"""Load the model a job runs on: the shipped toy model, a checkpoint file (toy or TransformerLens), a local Hugging Face
+folder, or a TransformerLens name.
 
 Hub downloads fail fast and clearly when offline (HF_HUB_OFFLINE=1 or no route to the hub), never hang.
 """
@@ -85,18 +86,55 @@ def prepare(model: HookedTransformer) -> HookedTransformer:
 
 
 def load_model(name: str, device: str = "cpu") -> LoadedModel:
-    """`toy`, a toy checkpoint `NAME.pt` (from `circuitdb toy train -o`, named NAME), a path to a local Hugging Face
-    model folder, or a TransformerLens model name (needs the hub)."""
+    """`toy`, a checkpoint `NAME.pt` (a toy one from `circuitdb toy train -o`, or a TransformerLens one; named NAME),
+    a path to a local Hugging Face model folder, or a TransformerLens model name (needs the hub)."""
     path = Path(name).expanduser()
-    if name == "toy" or path.suffix == ".pt":
+    if name == "toy" or (path.suffix == ".pt" and "vocab" in read_checkpoint(path)):
         from circuitdb.discovery.toy import load_toy
 
         model, codec, _ = load_toy(None if name == "toy" else path)
         label = "toy" if name == "toy" else path.stem
         return LoadedModel(label, prepare(model.to(device, print_details=False)), codec, f"circuitdb toy checkpoint {name}")
+    if path.suffix == ".pt":
+        return LoadedModel(path.stem, prepare(_from_checkpoint(path).to(device, print_details=False)), None,
+                           f"TransformerLens checkpoint {path}")
     if path.exists() or name.startswith((".", "/", "~")):
         return _load_folder(path, device)
     return _load_hub(name, device)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """`torch.save({"config": ..., "state_dict": ...})` read weights-only (no code runs), numpy scalars allowed, since
+    `HookedTransformerConfig.to_dict()` holds some; one line when the file is missing or is not such a dict."""
+    import numpy as np
+
+    if not path.is_file():
+        raise CircuitdbError(f"no model checkpoint at {path}")
+    scalars = [np.dtype, np._core.multiarray.scalar, *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "bool"))]
+    try:
+        with torch.serialization.safe_globals(scalars):
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling refused or a corrupt file: the same to the user
+        raise CircuitdbError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
+                             f"{(str(exc).strip().splitlines() or [''])[0][:160]})") from None
+    if not isinstance(saved, dict) or not {"config", "state_dict"} <= set(saved):
+        raise CircuitdbError(f"{path}: not a model checkpoint (want a dict with 'config' and 'state_dict', as "
+                             f"torch.save({{'config': model.cfg.to_dict(), 'state_dict': model.state_dict()}}, path))")
+    return saved
+
+
+def _from_checkpoint(path: Path) -> HookedTransformer:
+    """A HookedTransformer of any config TransformerLens builds, with its saved weights (as saved: no processing)."""
+    from transformer_lens import HookedTransformerConfig
+
+    saved = read_checkpoint(path)
+    try:
+        model = HookedTransformer(HookedTransformerConfig.from_dict(dict(saved["config"])), move_to_device=False)
+        model.load_state_dict(saved["state_dict"])
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as exc:
+        raise CircuitdbError(f"{path}: the checkpoint does not build a HookedTransformer ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+    return model.eval()
 
 
 def _load_folder(path: Path, device: str) -> LoadedModel:

@@ -1,8 +1,9 @@
 """Sparse autoencoders (SAELens format) as discovery sees them: named dictionaries at a hook of one model.
 
 A dictionary comes from the shipped toy SAEs (`toy:resid2`), a local SAELens folder (`cfg.json` +
-`sae_weights.safetensors`), or a pretrained SAELens release (`release/sae_id`, needs the hub and fails fast offline).
-`train_sae` fits a small SAE on the toy model's residual stream with project code, so everything works offline.
+`sae_weights.safetensors`; read by SAELens where it is installed, else by `sae_format`), or a pretrained SAELens
+release (`release/sae_id`, needs SAELens and the hub, and fails fast offline). `train_sae` fits a small SAE on the toy
+model's residual stream with project code, so everything works offline and without SAELens.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from sae_lens import SAE, StandardSAE, StandardSAEConfig
-from sae_lens.saes.sae import SAEMetadata
 
 from circuitdb.discovery.graph import hook_layer
 from circuitdb.discovery.models import LoadedModel, hub_unavailable, load_model
+from circuitdb.discovery.sae_format import FolderSAE, SAEConfig, read_folder, write_folder
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
 
@@ -39,11 +39,12 @@ _SHORT = {"hook_resid_pre": "resid", "hook_resid_mid": "mid", "hook_resid_post":
 
 @dataclass
 class Dictionary:
-    """One SAE read at `hook` of a model, named so its features are `f<name>/<index>` (the name's number is the layer)."""
+    """One SAE read at `hook` of a model, named so its features are `f<name>/<index>` (the name's number is the layer);
+    `sae` is SAELens's module or a `FolderSAE`, which share parameter names, `cfg.d_in`/`cfg.d_sae`, encode and decode."""
 
     name: str
     hook: str
-    sae: SAE
+    sae: torch.nn.Module
     source: str
 
     @property
@@ -94,7 +95,7 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
         sae, source = _from_folder(Path(where).expanduser()), str(where)
     else:
         sae, source = _from_release(where), f"SAELens release {where}"
-    hook = sae.cfg.metadata.hook_name
+    hook = sae.cfg.hook_name if isinstance(sae, FolderSAE) else sae.cfg.metadata.hook_name
     if sae.cfg.d_in != lm.model.cfg.d_model:
         raise CircuitdbError(f"SAE {spec} reads width {sae.cfg.d_in}, model {lm.name} has d_model {lm.model.cfg.d_model}")
     layer_ok = _HOOK.match(hook or "") and hook_layer(hook) < lm.model.cfg.n_layers
@@ -105,21 +106,30 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
     return Dictionary(name or dictionary_name(hook), hook, sae.to(lm.model.cfg.device).eval(), source)
 
 
-def _from_folder(folder: Path) -> SAE:
-    """An SAE saved by SAELens (`save_model`), or a clear error."""
+def _from_folder(folder: Path) -> torch.nn.Module:
+    """An SAE saved in SAELens's layout, by SAELens's own loader where it is installed; or a clear error."""
     if not (folder / "cfg.json").is_file():
         raise CircuitdbError(f"{folder}: not an SAELens folder (no cfg.json)")
+    try:
+        from sae_lens import SAE
+    except ImportError:
+        return read_folder(folder)
     try:
         return SAE.load_from_disk(folder)
     except Exception as exc:  # any config or weight problem means the same to the user: this folder is unusable
         raise CircuitdbError(f"{folder}: unreadable SAE ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from exc
 
 
-def _from_release(spec: str) -> SAE:
-    """A pretrained SAELens release `RELEASE/SAE_ID`; refused at once when the hub cannot be used."""
+def _from_release(spec: str) -> torch.nn.Module:
+    """A pretrained SAELens release `RELEASE/SAE_ID`; refused at once without SAELens or when the hub cannot be used."""
     release, _, sae_id = spec.partition("/")
     if not sae_id:
         raise CircuitdbError(f"SAE {spec!r}: use toy:NAME, a local SAELens folder, or RELEASE/SAE_ID")
+    try:
+        from sae_lens import SAE
+    except ImportError:
+        raise CircuitdbError(f"SAE {spec}: pretrained releases are listed by SAELens, which is not installed; "
+                             f"use a local SAELens folder") from None
     why = hub_unavailable()
     if why:
         raise CircuitdbError(f"SAE {spec} must be downloaded from the Hugging Face hub, but {why}; use a local SAELens folder")
@@ -164,8 +174,7 @@ def train_sae(lm: LoadedModel, layer: int, train: torch.Tensor, heldout: torch.T
         generator = torch.Generator().manual_seed(seed)
         d = train.shape[1]
         hook = lm.graph.blocks[layer].resid_pre
-        metadata = SAEMetadata(hook_name=hook, model_name=lm.name)
-        sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=EXPANSION * d, metadata=metadata))
+        sae = FolderSAE(SAEConfig(d_in=d, d_sae=EXPANSION * d, hook_name=hook))
         with torch.no_grad():
             w = torch.randn(EXPANSION * d, d, generator=generator)
             sae.W_dec.copy_(w / w.norm(dim=-1, keepdim=True))
@@ -199,8 +208,7 @@ def train_sae(lm: LoadedModel, layer: int, train: torch.Tensor, heldout: torch.T
 
 def save_dictionary(dictionary: Dictionary, report: dict, folder: Path) -> None:
     """SAELens files (`cfg.json`, `sae_weights.safetensors`) plus circuitdb's training report."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dictionary.sae.save_model(folder)
+    write_folder(dictionary.sae, folder)
     (folder / "report.json").write_text(json.dumps(report, indent=1) + "\n")
 
 
