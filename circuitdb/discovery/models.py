@@ -37,7 +37,11 @@ class LoadedModel:
 
     @classmethod
     def of(cls, model: HookedTransformer, name: str | None = None) -> LoadedModel:
-        """A HookedTransformer built or loaded in Python (its tokenizer, if it has one, reads prompt texts)."""
+        """A HookedTransformer built or loaded in Python (its tokenizer, if it has one, reads prompt texts). Other
+        objects are refused by type: a TransformerBridge ignores `stop_at_layer`, so the methods would misread it."""
+        if not isinstance(model, HookedTransformer):
+            raise CircuitdbError(f"discovery takes a HookedTransformer object, not a {type(model).__name__}; a Hugging "
+                                 f"Face model is taken as a local folder (--model ./folder), converted by TransformerLens")
         name = name or model.cfg.model_name
         codec = HFCodec(model.tokenizer, name, model.cfg.default_prepend_bos) if model.tokenizer is not None else None
         return cls(name, prepare(model), codec, "a HookedTransformer given in Python")
