@@ -93,14 +93,15 @@ def load_model(name: str, device: str = "cpu") -> LoadedModel:
     """`toy`, a checkpoint `NAME.pt` (a toy one from `circuitdb toy train -o`, or a TransformerLens one; named NAME),
     a path to a local Hugging Face model folder, or a TransformerLens model name (needs the hub)."""
     path = Path(name).expanduser()
-    if name == "toy" or (path.suffix == ".pt" and "vocab" in read_checkpoint(path)):
+    saved = read_checkpoint(path) if path.suffix == ".pt" else None  # read once, whichever kind it is
+    if name == "toy" or (saved is not None and "vocab" in saved):
         from circuitdb.discovery.toy import load_toy
 
-        model, codec, _ = load_toy(None if name == "toy" else path)
+        model, codec, _ = load_toy(None if name == "toy" else path, saved)
         label = "toy" if name == "toy" else path.stem
         return LoadedModel(label, prepare(model.to(device, print_details=False)), codec, f"circuitdb toy checkpoint {name}")
-    if path.suffix == ".pt":
-        return LoadedModel(path.stem, prepare(_from_checkpoint(path).to(device, print_details=False)), None,
+    if saved is not None:
+        return LoadedModel(path.stem, prepare(_from_checkpoint(path, saved).to(device, print_details=False)), None,
                            f"TransformerLens checkpoint {path}")
     if path.exists() or name.startswith((".", "/", "~")):
         return _load_folder(path, device)
@@ -127,11 +128,11 @@ def read_checkpoint(path: Path) -> dict:
     return saved
 
 
-def _from_checkpoint(path: Path) -> HookedTransformer:
-    """A HookedTransformer of any config TransformerLens builds, with its saved weights (as saved: no processing)."""
+def _from_checkpoint(path: Path, saved: dict) -> HookedTransformer:
+    """A HookedTransformer of any config TransformerLens builds, with the weights `read_checkpoint` got from `path`
+    (as saved: no processing)."""
     from transformer_lens import HookedTransformerConfig
 
-    saved = read_checkpoint(path)
     try:
         model = HookedTransformer(HookedTransformerConfig.from_dict(dict(saved["config"])), move_to_device=False)
         model.load_state_dict(saved["state_dict"])

@@ -240,13 +240,14 @@ def save_toy(model: HookedTransformer, codec: WordCodec, report: dict, path: Pat
     torch.save({"config": config, "state_dict": model.state_dict(), "vocab": codec.vocab, "report": report}, path)
 
 
-def load_toy(path: Path | None = None) -> tuple[HookedTransformer, WordCodec, dict]:
-    """The saved toy model in eval mode, its codec and its training report; CircuitdbError if it cannot be read."""
+def load_toy(path: Path | None = None, saved: dict | None = None) -> tuple[HookedTransformer, WordCodec, dict]:
+    """The saved toy model in eval mode, its codec and its training report (from `saved`, the file's contents,
+    when the caller has read it already); CircuitdbError if it cannot be read."""
     path = path or TOY_PATH
-    if not path.is_file():
+    if saved is None and not path.is_file():
         raise CircuitdbError(f"no toy model at {path}: run `circuitdb toy train`")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = saved if saved is not None else torch.load(path, map_location="cpu", weights_only=True)
         model = HookedTransformer(HookedTransformerConfig(**saved["config"]))
         model.load_state_dict(saved["state_dict"])
         codec, report = WordCodec(saved["vocab"], TOY_NAME), saved["report"]

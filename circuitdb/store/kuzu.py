@@ -280,11 +280,11 @@ class KuzuStore(SmallWrites):
         """Transaction 1: journal, components and edges, then a checkpoint; each run's staging id (its own id when
         no copy of it is stored, so a new run's edges need no renaming)."""
         ids = [t.run_id for t in batch]
-        stored = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id", {"ids": ids})}
         parents = {t.nests_in for t in batch if t.nests_in} - set(ids)
-        found = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id", {"ids": sorted(parents)})}
+        stored = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id",
+                                             {"ids": ids + sorted(parents)})}
         for tables in batch:  # refused before anything is written: components, once in, stay
-            if tables.nests_in in parents - found:
+            if tables.nests_in in parents - stored:
                 raise StoreError(f"run {tables.run_id} nests in run {tables.nests_in}, which is not in the catalog; "
                                  f"nothing written")
         stage = {rid: f"{rid}~{uuid.uuid4().hex[:12]}" if rid in stored else rid for rid in ids}
