@@ -322,8 +322,9 @@ class Catalog:
         """Find head/MLP circuits per task and threshold (options as `circuitdb discover`); each run is written as soon
         as it is done, stored runs are skipped (and still serve as the parent of the next threshold).
 
-        `model` is a name or folder as on the command line, or a HookedTransformer object; each task a name or file,
-        or data: `TaskData.from_tokens(...)`, `TaskData.from_prompts(...)` or `Prompts` (named by their `name`)."""
+        `model` is a name or folder as on the command line, or a HookedTransformer or TransformerBridge object; each
+        task a name or file, or data: `TaskData.from_tokens(...)`, `TaskData.from_prompts(...)` or `Prompts` (named by
+        their `name`)."""
         from circuitdb.discovery.spec import JobSpec
 
         lm = None

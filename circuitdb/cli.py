@@ -13,6 +13,7 @@ import click
 from circuitdb.cli_common import (
     AT_LEAST_0,
     AT_LEAST_1,
+    MODEL_HELP,
     PROMPTS,
     Group,
     open_catalog,
@@ -265,7 +266,7 @@ def _job_options(f: Callable) -> Callable:
 
 
 @main.command()
-@click.option("--model", required=True, help="toy, a local Hugging Face model folder, or a TransformerLens name.")
+@click.option("--model", required=True, help=MODEL_HELP)
 @click.option("--task", "tasks", multiple=True, required=True, help="Built-in task (digits, numwords, months, days, "
               "greater_than; options :bare :down :repeatLast :switchLast) or a .yaml/.jsonl task file.")
 @click.option("--threshold", "thresholds", multiple=True, type=float, required=True, help="Performance threshold in (0, 1].")

@@ -21,6 +21,8 @@ AT_LEAST_0 = click.IntRange(min=0)
 AT_LEAST_1 = click.IntRange(min=1)
 PROMPTS = click.IntRange(min=4)
 
+MODEL_HELP = ("toy, a checkpoint NAME.pt, a local Hugging Face model folder, or a TransformerLens name; "
+              "bridge:FOLDER or bridge:NAME runs it under TransformerLens's TransformerBridge")
 STORE_HELP = "kuzu:PATH (default kuzu:./circuitdb.kuzu) or bolt://HOST:PORT / neo4j://HOST:PORT; env CIRCUITDB_STORE"
 
 

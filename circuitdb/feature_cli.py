@@ -12,6 +12,7 @@ import click
 from circuitdb.cli_common import (
     AT_LEAST_0,
     AT_LEAST_1,
+    MODEL_HELP,
     PROMPTS,
     open_catalog,
     output_options,
@@ -33,7 +34,7 @@ def features() -> None:
 
 
 @features.command("discover")
-@click.option("--model", required=True, help="toy, a local Hugging Face model folder, or a TransformerLens name.")
+@click.option("--model", required=True, help=MODEL_HELP)
 @click.option("--sae", "saes", multiple=True, required=True, help=SAE_HELP)
 @click.option("--task", "tasks", multiple=True, required=True, help="Task (as for `discover`), repeatable.")
 @click.option("--threshold", "thresholds", multiple=True, type=float, required=True, help="Performance threshold in (0, 1].")

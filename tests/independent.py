@@ -88,7 +88,8 @@ class Independent:
                 return torch.stack(parts, dim=2)
 
             def mlp_in(x, hook, layer=layer):
-                x = cut(x, f"m{layer}", "")
+                # a copy: a TransformerBridge hands over the residual stream itself, whose gradient includes the skip path
+                x = cut(x.clone(), f"m{layer}", "")
                 if grads is not None:
                     x.retain_grad()
                     grads[f"m{layer}", ""] = x

@@ -1,7 +1,8 @@
-"""Models researchers use, without downloads: tiny random Hugging Face models of GPT-2, GPT-NeoX (Pythia), Llama and
-Qwen 2 saved as local folders with a word-level tokenizer trained here on the toy vocabulary; loaded through
-`--model ./folder`, they must compute what the Hugging Face model computes, and every discovery method must match the
-independent evaluator on them."""
+"""Models researchers use, without downloads: tiny random Hugging Face models of GPT-2, GPT-NeoX (Pythia), Llama,
+Qwen 2 and Gemma 2 saved as local folders with a word-level tokenizer trained here on the toy vocabulary; loaded
+through `--model ./folder` (converted to a HookedTransformer) or `--model bridge:./folder` (Hugging Face's modules
+under TransformerLens's TransformerBridge), they must compute what the Hugging Face model computes, and every
+discovery method must match the independent evaluator (plain hooks) on them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from independent import Independent
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
+    Gemma2Config,
     GPT2Config,
     GPTNeoXConfig,
     LlamaConfig,
@@ -23,8 +25,9 @@ from transformers import (
     Qwen2Config,
 )
 
-from circuitdb import Catalog
+from circuitdb import Catalog, CircuitdbError
 from circuitdb.cli import main
+from circuitdb.discovery.bridge import BridgeModel
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.models import load_model
@@ -42,6 +45,9 @@ CONFIGS = {
     "llama": lambda v: LlamaConfig(**{**SHAPE, "vocab_size": v}),
     "qwen2": lambda v: Qwen2Config(**{**SHAPE, "vocab_size": v}),
 }
+# Gemma 2 (post-attention norms, logit soft-capping) only through the bridge: TransformerLens converts it too, but the
+# conversion is the same code the GPT-2 to Qwen 2 folders already exercise
+BRIDGED = {**CONFIGS, "gemma2": lambda v: Gemma2Config(**{**SHAPE, "vocab_size": v, "head_dim": 8})}
 
 
 def tokenizer() -> PreTrainedTokenizerFast:
@@ -54,16 +60,25 @@ def tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=model, bos_token="<bos>", unk_token="<unk>", pad_token="<pad>")
 
 
-@pytest.fixture(scope="module", params=list(CONFIGS))
-def folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def save(architecture: str, parent: Path) -> Path:
     """A tiny random model of one architecture, saved as a Hugging Face folder (named for its architecture, which
     TransformerLens must not read as the name of a known model)."""
-    path = tmp_path_factory.mktemp("models") / f"tiny-{request.param}"
+    path = parent / f"tiny-{architecture}"
     words = tokenizer()
     torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(CONFIGS[request.param](len(words))).save_pretrained(path)
+    AutoModelForCausalLM.from_config(BRIDGED[architecture](len(words))).save_pretrained(path)
     words.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save(request.param, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module", params=list(BRIDGED))
+def bridged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save(request.param, tmp_path_factory.mktemp("bridged"))
 
 
 def random_task(lm, n: int = 16, length: int = 6, seed: int = 0) -> TaskData:
@@ -77,15 +92,18 @@ def random_task(lm, n: int = 16, length: int = 6, seed: int = 0) -> TaskData:
     return TaskData.from_tokens(clean, corrupt, last.argmax(-1), last.argmin(-1), name="random-words")
 
 
-def test_a_folder_loads_as_the_model_it_holds_and_every_method_matches(folder: Path) -> None:
-    lm = load_model(str(folder))
-    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
-    data = random_task(lm)
-    with torch.no_grad():
-        ours, theirs = lm.model(data.clean).log_softmax(-1), hf(data.clean).logits.log_softmax(-1)
-    assert (ours - theirs).abs().max() < 1e-4  # TransformerLens computes what the Hugging Face model computes
-    ev, independent = Evaluator(lm, data, "patch"), Independent(lm.model, data, "patch")
-    names = {"a0.h1", "a1.h2", "m0"}
+def task_file(lm, data: TaskData) -> str:
+    """The task as JSONL rows of text, written as the model reads them (BOS included where it takes one)."""
+    decode = lm.codec.decode
+    rows = [{"prompt": decode(c), "corrupted": decode(k), "answer": decode([a]), "distractor": decode([d])}
+            for c, k, a, d in zip(data.clean.tolist(), data.corrupt.tolist(), data.answers.tolist(),
+                                  data.distractors.tolist())]
+    return "\n".join(json.dumps(r) for r in rows)
+
+
+def edge_methods_match(ev: Evaluator, names: set[str]) -> None:
+    """Path patching of the node circuit `names` and EAP / EAP-IG of every edge match the independent evaluator."""
+    independent = Independent(ev.lm.model, ev.data, "patch")
     candidates = ev.graph.circuit_edges(names)
     ours_pp = path_patch(ev, ev.graph.mask(names), candidates)
     theirs_pp = independent.path_patching(ev.graph, names, [e.key for e in candidates])
@@ -96,17 +114,22 @@ def test_a_folder_loads_as_the_model_it_holds_and_every_method_matches(folder: P
         assert max(abs(ours_eap[k] - theirs_eap[k]) for k in theirs_eap) < 1e-5
 
 
+def test_a_folder_loads_as_the_model_it_holds_and_every_method_matches(folder: Path) -> None:
+    lm = load_model(str(folder))
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    data = random_task(lm)
+    with torch.no_grad():
+        ours, theirs = lm.model(data.clean).log_softmax(-1), hf(data.clean).logits.log_softmax(-1)
+    assert (ours - theirs).abs().max() < 1e-4  # TransformerLens computes what the Hugging Face model computes
+    edge_methods_match(Evaluator(lm, data, "patch"), {"a0.h1", "a1.h2", "m0"})
+
+
 def test_discover_through_the_cli_on_a_folder(folder: Path, tmp_path: Path) -> None:
     """`circuitdb discover --model ./folder --task file.jsonl`: the runs name the model and hold when re-measured.
     The prompts are written as the model reads them, BOS included where it takes one: it is not added twice."""
     lm = load_model(str(folder))
-    data = random_task(lm, seed=1)
-    decode = lm.codec.decode
-    rows = [{"prompt": decode(c), "corrupted": decode(k), "answer": decode([a]), "distractor": decode([d])}
-            for c, k, a, d in zip(data.clean.tolist(), data.corrupt.tolist(), data.answers.tolist(),
-                                  data.distractors.tolist())]
     task = tmp_path / "words.jsonl"
-    task.write_text("\n".join(json.dumps(r) for r in rows))
+    task.write_text(task_file(lm, random_task(lm, seed=1)))
     store = f"kuzu:{tmp_path / 'c.kuzu'}"
     result = CliRunner().invoke(main, ["discover", "--model", str(folder), "--task", str(task), "--threshold", "0.8",
                                        "--ablation", "patch", "--store", store])
@@ -119,3 +142,75 @@ def test_discover_through_the_cli_on_a_folder(folder: Path, tmp_path: Path) -> N
     edges = {(e.sender, e.receiver, e.input) for e in run.edges}
     assert independent.faithfulness(edges) == pytest.approx(run.edge_faithfulness, abs=1e-4)
     assert run.edge_faithfulness >= 0.8
+
+
+def node_faithfulness(bridge, data: TaskData, kept: set[str]) -> float:
+    """A node circuit measured on the bare TransformerBridge with plain hooks: every head (hook_z) and MLP
+    (hook_mlp_out) not in `kept` takes its value on the prompt's corrupted twin; logits as the bridge outputs them."""
+    cfg = bridge.cfg
+    names = [f"blocks.{layer}.{point}" for layer in range(cfg.n_layers) for point in ("attn.hook_z", "hook_mlp_out")]
+    with torch.no_grad():
+        _, corrupt = bridge.run_with_cache(data.corrupt, names_filter=lambda n: n in names)
+
+    def patch(act, hook):
+        layer, point = int(hook.name.split(".")[1]), hook.name.split(".", 2)[2]
+        if point == "attn.hook_z":
+            drop = [h for h in range(cfg.n_heads) if f"a{layer}.h{h}" not in kept]
+            act[:, :, drop] = corrupt[hook.name][:, :, drop]
+        elif f"m{layer}" not in kept:
+            act[:] = corrupt[hook.name]
+        return act
+
+    def logit_diff(logits):
+        last, rows = logits[:, -1], torch.arange(data.n)
+        return (last[rows, data.answers] - last[rows, data.distractors]).mean()
+
+    with torch.no_grad():
+        full = logit_diff(bridge(data.clean))
+        hooks = [(name, patch) for name in names]
+        circuit = logit_diff(bridge.run_with_hooks(data.clean, fwd_hooks=hooks))
+    return (circuit / full).item()
+
+
+def test_a_folder_through_the_bridge_computes_what_hugging_face_does_and_every_method_matches(bridged: Path) -> None:
+    """Through the bridge every method matches plain hook edits; where heads are normalized after attention
+    (Gemma 2) the edge methods refuse in one line, and node circuits still measure what hooks on the bare bridge do."""
+    lm = load_model(f"bridge:{bridged}")
+    assert isinstance(lm.model, BridgeModel)
+    hf = AutoModelForCausalLM.from_pretrained(bridged).eval()
+    data = random_task(lm)
+    with torch.no_grad():
+        ours, theirs = lm.model(data.clean).log_softmax(-1), hf(data.clean).logits.log_softmax(-1)
+    assert (ours - theirs).abs().max() < 1e-4
+    ev = Evaluator(lm, data, "patch")
+    names = {"a0.h1", "a1.h2", "m0"}
+    assert ev.faithfulness(names) == pytest.approx(node_faithfulness(lm.model.bridge, data, names), abs=1e-5)
+    if bridged.name == "tiny-gemma2":
+        assert not lm.heads_add_up
+        with pytest.raises(CircuitdbError, match="normalizes the attention output"):
+            path_patch(ev, ev.graph.mask(names), ev.graph.circuit_edges(names))
+        return
+    edge_methods_match(ev, names)
+
+
+def test_discover_through_the_cli_on_a_bridge_folder(bridged: Path, tmp_path: Path) -> None:
+    """`circuitdb discover --model bridge:./folder`: pruning with path-patched edges (Gemma 2: nodes only), the runs
+    holding when re-measured on the bare bridge."""
+    lm = load_model(f"bridge:{bridged}")
+    task = tmp_path / "words.jsonl"
+    task.write_text(task_file(lm, random_task(lm, seed=1)))
+    store = f"kuzu:{tmp_path / 'c.kuzu'}"
+    edges = ["--edges", "none"] if bridged.name == "tiny-gemma2" else []
+    result = CliRunner().invoke(main, ["discover", "--model", f"bridge:{bridged}", "--task", str(task), "--threshold",
+                                       "0.8", "--ablation", "patch", "--store", store, *edges])
+    assert result.exit_code == 0, result.output
+    with Catalog(store, read_only=True) as catalog:
+        (info,) = catalog.runs()
+        run = catalog.run(info.id)
+    assert run.model.name == bridged.name and run.model.n_layers == 2
+    data = build_task(str(task), lm)
+    assert node_faithfulness(lm.model.bridge, data, set(run.components)) == pytest.approx(run.faithfulness, abs=1e-4)
+    assert run.faithfulness >= 0.8
+    if not edges:
+        kept = {(e.sender, e.receiver, e.input) for e in run.edges}
+        assert Independent(lm.model, data, "patch").faithfulness(kept) == pytest.approx(run.edge_faithfulness, abs=1e-4)

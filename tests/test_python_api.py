@@ -77,7 +77,7 @@ def test_prompts_applies_to_task_files(tmp_path: Path) -> None:
     (lambda t: TaskData.from_tokens(t, t, t[:3, 0], t[:, 1]), "one id per prompt"),
     (lambda t: build_task(TaskData.from_tokens(t + 100, t, t[:, 0], t[:, 1]), LoadedModel.of(TINY), 8), "vocabulary"),
     (lambda t: TaskData.from_prompts(LoadedModel.of(TINY), ["a b"], ["b a"], ["a"], ["b"]), "no tokenizer"),
-    (lambda t: LoadedModel.of(torch.nn.Linear(2, 2)), "takes a HookedTransformer object, not a Linear"),
+    (lambda t: LoadedModel.of(torch.nn.Linear(2, 2)), "takes a HookedTransformer or a TransformerBridge, not a Linear"),
 ])
 def test_bad_task_data_is_one_clear_error(make, message: str) -> None:
     with pytest.raises(CircuitdbError, match=message):

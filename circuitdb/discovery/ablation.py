@@ -148,20 +148,31 @@ def final_norm(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:
     return model.ln_final(resid) if hasattr(model, "ln_final") else resid
 
 
+def soft_cap(model: HookedTransformer, logits: torch.Tensor) -> torch.Tensor:
+    """Logits as the model outputs them: squashed into (-cap, cap) where the model caps them (Gemma 2), else as is."""
+    cap = getattr(model.cfg, "output_logits_soft_cap", None) or 0.0
+    return cap * torch.tanh(logits / cap) if cap > 0 else logits
+
+
 def last_logits(model: HookedTransformer, resid_final: torch.Tensor) -> torch.Tensor:
     """Logits at the last position `[B, vocab]` of final residual streams `[B, pos, d_model]`."""
-    return model.unembed(final_norm(model, resid_final[:, -1:]))[:, 0]
+    return soft_cap(model, model.unembed(final_norm(model, resid_final[:, -1:]))[:, 0])
 
 
 def logit_diff(model: HookedTransformer, resid_final: torch.Tensor, answers: torch.Tensor,
                distractors: torch.Tensor) -> torch.Tensor:
     """Mean over prompts of logit(answer) - logit(distractor) at the last position, per variant `[K]`.
 
-    Only the two needed unembedding columns are computed, not the whole vocabulary.
+    Only the two needed unembedding columns are computed, not the whole vocabulary (each capped as the model caps
+    its logits).
     """
     n = answers.shape[0]
-    last = final_norm(model, resid_final[:, -1:, :])[:, 0]  # [K*N, d]
+    last = final_norm(model, resid_final[:, -1:, :])[:, 0].view(-1, n, model.W_U.shape[0])  # [K, N, d]
+    if getattr(model.cfg, "output_logits_soft_cap", None):
+        pair = torch.einsum("knd,dnc->knc", last, model.W_U[:, torch.stack([answers, distractors], 1)])
+        pair = soft_cap(model, pair + model.b_U[torch.stack([answers, distractors], 1)])
+        return (pair[..., 0] - pair[..., 1]).mean(-1)
     direction = (model.W_U[:, answers] - model.W_U[:, distractors]).T  # [N, d]
     bias = model.b_U[answers] - model.b_U[distractors]
-    per_prompt = (last.view(-1, n, last.shape[-1]) * direction).sum(-1) + bias
+    per_prompt = (last * direction).sum(-1) + bias
     return per_prompt.mean(-1)

@@ -31,6 +31,10 @@ def sender_references(ev: Evaluator) -> list[torch.Tensor]:
     if graph.grouped:
         raise CircuitdbError(f"{ev.lm.name} uses grouped-query attention (heads share keys and values), which the edge "
                              "methods do not handle yet; use --method prune --edges none")
+    if not ev.lm.heads_add_up:
+        raise CircuitdbError(f"{ev.lm.name} normalizes the attention output after the heads (as Gemma 2 does), so a "
+                             "head's output is no single term of the residual stream and the edge methods do not apply; "
+                             "use --method prune --edges none")
     refs = [repl.embed]
     for layer, heads in enumerate(graph.heads):
         per_head = head_outputs(model, layer, repl.z[layer])

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import torch
+from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, head_outputs, run_blocks
 from circuitdb.discovery.edge_circuits import sender_references
@@ -143,7 +144,8 @@ def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None) -> 
     grads: list[torch.Tensor] = []  # per block [3 n_heads + 1, N*pos*d] (receivers in graph order), the logits' [1, ...]
     for alpha in alphas:
         saved = _run(ev, masks, torch.lerp(reference_in, clean_in, alpha))
-        step = [_block_grads(model, block, saved) for block in graph.blocks]
+        block_grads = _block_grads if isinstance(model, HookedTransformer) else _block_grads_autograd
+        step = [block_grads(model, block, saved) for block in graph.blocks]
         step.append(saved[graph.nodes["logits"].inputs[""]].reshape(1, -1))
         grads = step if not grads else [total.add_(g) for total, g in zip(grads, step)]
     delta = _deltas(ev, saved, refs)  # the last step (alpha 1) ran on the clean input
@@ -191,6 +193,22 @@ def _deltas(ev: Evaluator, saved: dict[str, torch.Tensor], refs: list[torch.Tens
     for output, ref in zip(delta, refs):
         output -= ref
     return delta.flatten(1)
+
+
+def _block_grads_autograd(model, block: Block, saved: dict[str, torch.Tensor]) -> torch.Tensor:
+    """`_block_grads` for a model whose norm before attention is a module of its own (a TransformerBridge's: Gemma's
+    RMSNorm scales by 1 + w, for one): each head's q, k, v gradient times its slice of W_Q/W_K/W_V, pulled back
+    through that module by autograd on one copy of the block's input per head `[3 n_heads, N, pos, d]`."""
+    attn = model.blocks[block.layer].attn
+    x = saved[block.resid_pre]  # [N, pos, d]
+    weight = torch.cat([attn.W_Q, attn.W_K, attn.W_V])  # [3 n_heads, d, d_head]
+    g = torch.cat([saved[name] for name in block.qkv.values()], 2)  # [N, pos, 3 n_heads, d_head]
+    at_norm = torch.einsum("nphk,hdk->hnpd", g, weight)  # [3 n_heads, N, pos, d]
+    copies = x.expand(weight.shape[0], *x.shape).reshape(-1, *x.shape[1:]).detach().requires_grad_(True)
+    with torch.enable_grad():
+        model.blocks[block.layer].ln1(copies).backward(at_norm.reshape(copies.shape))
+    heads = copies.grad.view(weight.shape[0], -1)
+    return torch.cat([heads, saved[block.mlp_in].reshape(1, -1)]) if block.mlp_in else heads
 
 
 def _block_grads(model, block: Block, saved: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -33,9 +33,11 @@ NOT_LEAN_FLAGS = ("parallel_attn_mlp", "attn_only", "use_local_attn", "use_qk_no
 
 def lean_fits(model: HookedTransformer) -> bool:
     """Whether `LeanBlocks` reproduces this model's blocks: GPT-2 style (pre-norm, learned absolute positions, plain
-    causal multi-head attention, then the MLP); any other model keeps TransformerLens's forward."""
+    causal multi-head attention, then the MLP); any other model keeps TransformerLens's forward, and a
+    TransformerBridge Hugging Face's."""
     cfg = model.cfg
-    return (cfg.original_architecture in LEAN_ARCHITECTURES and cfg.positional_embedding_type == "standard"
+    return (isinstance(model, HookedTransformer) and cfg.original_architecture in LEAN_ARCHITECTURES
+            and cfg.positional_embedding_type == "standard"
             and cfg.attention_dir == "causal" and cfg.n_key_value_heads is None and cfg.clip_qkv is None
             and not any(getattr(cfg, flag, False) for flag in NOT_LEAN_FLAGS)
             and not (getattr(cfg, "attn_scores_soft_cap", None) or 0) > 0)

@@ -1,5 +1,6 @@
 """Load the model a job runs on: the shipped toy model, a checkpoint file (toy or TransformerLens), a local Hugging Face
-folder, or a TransformerLens name.
+folder, or a TransformerLens name; `bridge:` before a folder or name loads it through TransformerLens's
+TransformerBridge (Hugging Face's own modules under TransformerLens hook names) instead of converting it.
 
 Hub downloads fail fast and clearly when offline (HF_HUB_OFFLINE=1 or no route to the hub), never hang.
 """
@@ -18,38 +19,55 @@ from typing import Any
 import torch
 from transformer_lens import HookedTransformer
 
+from circuitdb.discovery.bridge import BridgeModel
 from circuitdb.discovery.codec import Codec, HFCodec
 from circuitdb.discovery.graph import ModelGraph
 from circuitdb.domain import Model
 from circuitdb.errors import CircuitdbError
 
 HUB = ("huggingface.co", 443)
+BRIDGE = "bridge:"
 
 
 @dataclass
 class LoadedModel:
-    """A HookedTransformer with the hooks discovery needs switched on, its tokenizer, graph and catalog identity."""
+    """A HookedTransformer (or a TransformerBridge behind `BridgeModel`) with the hooks discovery needs switched on,
+    its tokenizer, graph and catalog identity."""
 
     name: str
-    model: HookedTransformer
+    model: HookedTransformer | BridgeModel
     codec: Codec | None  # None: a model without a tokenizer, whose tasks come as token ids
     source: str
 
     @classmethod
-    def of(cls, model: HookedTransformer, name: str | None = None) -> LoadedModel:
-        """A HookedTransformer built or loaded in Python (its tokenizer, if it has one, reads prompt texts). Other
-        objects are refused by type: a TransformerBridge ignores `stop_at_layer`, so the methods would misread it."""
-        if not isinstance(model, HookedTransformer):
-            raise CircuitdbError(f"discovery takes a HookedTransformer object, not a {type(model).__name__}; a Hugging "
-                                 f"Face model is taken as a local folder (--model ./folder), converted by TransformerLens")
+    def of(cls, model: Any, name: str | None = None) -> LoadedModel:
+        """A HookedTransformer or TransformerBridge built or loaded in Python (its tokenizer, if it has one, reads
+        prompt texts); other objects are refused by type."""
+        from transformer_lens.model_bridge import TransformerBridge
+
+        if isinstance(model, TransformerBridge):
+            model, source = BridgeModel(model), "a TransformerBridge given in Python"
+        elif isinstance(model, HookedTransformer | BridgeModel):
+            source = f"a {type(model).__name__} given in Python"
+        else:
+            raise CircuitdbError(f"discovery takes a HookedTransformer or a TransformerBridge, not a "
+                                 f"{type(model).__name__}; a Hugging Face model is taken as a local folder (--model ./folder)")
         name = name or model.cfg.model_name
         codec = HFCodec(model.tokenizer, name, model.cfg.default_prepend_bos) if model.tokenizer is not None else None
-        return cls(name, prepare(model), codec, "a HookedTransformer given in Python")
+        return cls(name, prepare(model), codec, source)
 
     @cached_property
     def graph(self) -> ModelGraph:
         """The model's node and edge graph, built on first use."""
         return ModelGraph.from_config(self.model.cfg)
+
+    @cached_property
+    def heads_add_up(self) -> bool:
+        """Whether each head's z times W_O is its share of what attention adds to the residual stream, which the edge
+        methods need; not so where the attention output is normalized after the heads (Gemma 2)."""
+        if isinstance(self.model, BridgeModel):
+            return self.model.heads_add_up()
+        return not getattr(self.model.cfg, "use_normalization_before_and_after", False)
 
     @property
     def meta(self) -> Model:
@@ -76,7 +94,7 @@ class LoadedModel:
         return torch.tensor(rows, dtype=torch.long)
 
 
-def prepare(model: HookedTransformer) -> HookedTransformer:
+def prepare(model: HookedTransformer | BridgeModel) -> HookedTransformer | BridgeModel:
     """Eval mode, no weight gradients, MLP-input hooks on (where there are MLPs); per-head results and split q/k/v
     inputs stay off (they multiply the cost of every forward) until edge patching asks for them (`split_inputs`)."""
     model.set_use_attn_result(False)
@@ -91,7 +109,10 @@ def prepare(model: HookedTransformer) -> HookedTransformer:
 
 def load_model(name: str, device: str = "cpu") -> LoadedModel:
     """`toy`, a checkpoint `NAME.pt` (a toy one from `circuitdb toy train -o`, or a TransformerLens one; named NAME),
-    a path to a local Hugging Face model folder, or a TransformerLens model name (needs the hub)."""
+    a path to a local Hugging Face model folder, or a TransformerLens model name (needs the hub); `bridge:FOLDER` or
+    `bridge:NAME` through the TransformerBridge."""
+    if name.startswith(BRIDGE):
+        return _load_bridge(name.removeprefix(BRIDGE), device)
     path = Path(name).expanduser()
     saved = read_checkpoint(path) if path.suffix == ".pt" else None  # read once, whichever kind it is
     if name == "toy" or (saved is not None and "vocab" in saved):
@@ -150,7 +171,7 @@ def _load_folder(path: Path, device: str) -> LoadedModel:
     from transformers import AutoModelForCausalLM
 
     try:
-        name = json.loads(config.read_text()).get("_name_or_path") or path.name
+        name = _folder_name(path)
         hf_model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         tokenizer = _tokenizer(path)
         model = _converted(path, hf_model, tokenizer)
@@ -159,6 +180,39 @@ def _load_folder(path: Path, device: str) -> LoadedModel:
                              f"{' '.join(str(exc).split())[:200]})") from None
     return LoadedModel(name, prepare(model.to(device, print_details=False)),
                        HFCodec(tokenizer, name, model.cfg.default_prepend_bos), f"folder {path}")
+
+
+def _folder_name(path: Path) -> str:
+    """The catalog's name of a model folder: the name its config was saved under, else the folder's."""
+    return json.loads((path / "config.json").read_text()).get("_name_or_path") or path.name
+
+
+def _load_bridge(name: str, device: str) -> LoadedModel:
+    """A local Hugging Face folder, or a hub model (fails fast offline), through TransformerLens's TransformerBridge:
+    any architecture it wraps, run by Hugging Face's own modules."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    path = Path(name).expanduser()
+    local = path.exists() or name.startswith((".", "/", "~"))
+    if local and not (path / "config.json").is_file():
+        raise CircuitdbError(f"{path}: not a Hugging Face model folder (no config.json)")
+    if not local:
+        why = None if _cached(name) else hub_unavailable()
+        if why:
+            raise CircuitdbError(f"model {name!r} must be downloaded from the Hugging Face hub, but {why}; "
+                                 f"use a local model folder (--model bridge:./path/to/model)")
+    try:
+        tokenizer = _tokenizer(path) if local else None
+        bridge = TransformerBridge.boot_transformers(str(path) if local else name, tokenizer=tokenizer, device=device)
+        model = BridgeModel(bridge)
+    except (OSError, ValueError, KeyError, AttributeError, NotImplementedError, RuntimeError) as exc:
+        raise CircuitdbError(f"{name}: cannot load through the TransformerBridge ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]})") from None
+    label = _folder_name(path) if local else name
+    # the folder's tokenizer as `_tokenizer` reads it: the bridge reloads it by the model type's class
+    codec = HFCodec(tokenizer or model.tokenizer, label, model.cfg.default_prepend_bos)
+    return LoadedModel(label, prepare(model), codec,
+                       f"TransformerBridge {'folder ' + str(path) if local else name}")
 
 
 def _tokenizer(path: Path) -> Any:
