@@ -170,3 +170,35 @@ class Independent:
                 total[receiver, qkv] = total.get((receiver, qkv), 0) + tensor.grad / len(alphas)
         return {(s, r, q): -((self.refs[s] - clean[s]) * total[r, q]).sum().item() / (self.full - self.base).item()
                 for s, r, q in self.all_edges()}
+
+
+def feature_faithfulness(model, dicts, data, kept: set[str]) -> float:
+    """A feature circuit's faithfulness measured with the SAEs' encode/decode in plain hooks on `model` (a
+    HookedTransformer, or a bare TransformerBridge), references recomputed here."""
+    hooks = [d.hook for d in dicts]
+    _, corrupt = model.run_with_cache(data.corrupt, names_filter=lambda n: n in hooks)
+
+    def make(d):
+        x_c = corrupt[d.hook]
+        f_ref = d.sae.encode(x_c).mean(0)
+        err_ref = (x_c - d.sae.decode(d.sae.encode(x_c))).mean(0)
+        keep = torch.tensor([f"f{d.name}/{i}" in kept for i in range(d.size)])
+
+        def hook(x, hook):
+            f = d.sae.encode(x)
+            err = x - d.sae.decode(f)
+            f = torch.where(keep, f, f_ref)
+            err = err if f"f{d.name}/err" in kept else err_ref.expand_as(err)
+            return d.sae.decode(f) + err
+
+        return hook
+
+    with torch.no_grad():
+        logits = model.run_with_hooks(data.clean, fwd_hooks=[(d.hook, make(d)) for d in dicts])
+        full = model(data.clean)
+    rows = torch.arange(data.n)
+
+    def ld(out):
+        return (out[rows, -1, data.answers] - out[rows, -1, data.distractors]).mean().item()
+
+    return ld(logits) / ld(full)

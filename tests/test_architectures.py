@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from independent import Independent
+from independent import Independent, feature_faithfulness
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForCausalLM,
@@ -31,6 +31,8 @@ from circuitdb.discovery.bridge import BridgeModel
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.models import load_model
+from circuitdb.discovery.sae import load_dictionary
+from circuitdb.discovery.sae_format import FolderSAE, SAEConfig, write_folder
 from circuitdb.discovery.tasks import TaskData, build_task
 from circuitdb.discovery.toy import toy_vocab
 
@@ -214,3 +216,31 @@ def test_discover_through_the_cli_on_a_bridge_folder(bridged: Path, tmp_path: Pa
     if not edges:
         kept = {(e.sender, e.receiver, e.input) for e in run.edges}
         assert Independent(lm.model, data, "patch").faithfulness(kept) == pytest.approx(run.edge_faithfulness, abs=1e-4)
+
+
+def test_an_sae_saved_on_a_bridge_reads_its_hook_and_finds_features_through_it(tmp_path: Path) -> None:
+    """An SAELens folder naming the bridge's own hook point (`blocks.1.hook_in`, as SAELens on a bridge saves it)
+    reads the residual stream entering block 1 on the bridge and on the converted model; a feature circuit found
+    through the bridge holds when re-measured with plain hooks on the bare bridge."""
+    folder = save("llama", tmp_path)
+    torch.manual_seed(0)
+    sae = FolderSAE(SAEConfig(d_in=32, d_sae=64, hook_name="blocks.1.hook_in"))
+    with torch.no_grad():
+        for parameter in (sae.W_enc, sae.W_dec):
+            parameter.normal_()
+        sae.W_dec /= sae.W_dec.norm(dim=-1, keepdim=True)
+    write_folder(sae, tmp_path / "sae")
+    lm = load_model(f"bridge:{folder}")
+    for model in (lm, load_model(str(folder))):
+        dictionary = load_dictionary(str(tmp_path / "sae"), model)
+        assert (dictionary.hook, dictionary.name) == ("blocks.1.hook_resid_pre", "resid1")
+    task = tmp_path / "words.jsonl"
+    task.write_text(task_file(lm, random_task(lm, seed=2)))
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+        (info,) = catalog.features_discover(f"bridge:{folder}", [str(tmp_path / "sae")], [str(task)], [0.8])
+        run = catalog.run(info.id)
+    kept = {n for n in run.components if n != "logits"}
+    assert any(n.startswith("fresid1/") and n != "fresid1/err" for n in kept)
+    measured = feature_faithfulness(lm.model.bridge, [load_dictionary(str(tmp_path / "sae"), lm)],
+                                    build_task(str(task), lm), kept)
+    assert measured == pytest.approx(run.faithfulness, abs=1e-4) and measured >= 0.8

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from independent import feature_faithfulness
 from safetensors.torch import load_file, save_file
 
 from circuitdb import Catalog, CircuitdbError, Selection
@@ -117,38 +118,6 @@ def test_integrated_gradients_match_an_independent_implementation(lm, dicts) -> 
         assert max(map(abs, theirs)) > 1e-3
 
 
-def _independent_performance(lm, dicts, data, kept: set[str]) -> float:
-    """Faithfulness measured with SAELens encode/decode in plain hooks, references recomputed here."""
-    model = lm.model
-    hooks = [d.hook for d in dicts]
-    _, corrupt = model.run_with_cache(data.corrupt, names_filter=lambda n: n in hooks)
-
-    def make(d):
-        x_c = corrupt[d.hook]
-        f_ref = d.sae.encode(x_c).mean(0)
-        err_ref = (x_c - d.sae.decode(d.sae.encode(x_c))).mean(0)
-        keep = torch.tensor([f"f{d.name}/{i}" in kept for i in range(d.size)])
-
-        def hook(x, hook):
-            f = d.sae.encode(x)
-            err = x - d.sae.decode(f)
-            f = torch.where(keep, f, f_ref)
-            err = err if f"f{d.name}/err" in kept else err_ref.expand_as(err)
-            return d.sae.decode(f) + err
-
-        return hook
-
-    with torch.no_grad():
-        logits = model.run_with_hooks(data.clean, fwd_hooks=[(d.hook, make(d)) for d in dicts])
-        full = model(data.clean)
-    rows = torch.arange(data.n)
-
-    def ld(out):
-        return (out[rows, -1, data.answers] - out[rows, -1, data.distractors]).mean().item()
-
-    return ld(logits) / ld(full)
-
-
 def test_feature_circuits_meet_thresholds_when_remeasured(lm, dicts, feature_runs) -> None:
     assert len(feature_runs) == 4
     by_key = {(r.task.name, r.threshold): r for r in feature_runs}
@@ -156,7 +125,7 @@ def test_feature_circuits_meet_thresholds_when_remeasured(lm, dicts, feature_run
         data = build_task(run.task.name, lm, 32)
         kept = {n for n in run.components if n != "logits"}
         assert all(parse_component(n).kind in ("sae_feature", "error") for n in kept)
-        measured = _independent_performance(lm, dicts, data, kept)
+        measured = feature_faithfulness(lm.model, dicts, data, kept)
         assert measured >= run.threshold - 1e-6
         assert measured == pytest.approx(run.faithfulness, abs=1e-4)
         assert run.completeness < run.faithfulness

@@ -118,6 +118,11 @@ class BridgeModel:
             for name, _ in hooks:
                 self.bridge.hook_dict[name].remove_hooks("fwd", level=PRIVATE_LEVEL)
 
+    def hook_aliases(self) -> dict[str, str]:
+        """Each HookedTransformer name the bridge answers to, with the bridge's own name of that hook point
+        (`blocks.1.hook_resid_pre` -> `blocks.1.hook_in`), as this architecture wires them."""
+        return {name: point.name for name, point in self.bridge.hook_dict.items() if point.name and point.name != name}
+
     def hooks(self, fwd_hooks: list = (), bwd_hooks: list = ()) -> Any:
         """The bridge's `hooks`, each hook told the name it was added under (the bridge passes its own canonical
         name, `blocks.0.hook_in` for `blocks.0.hook_resid_pre`, and the methods key what they save by name)."""

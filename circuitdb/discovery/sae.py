@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from circuitdb.discovery.bridge import BridgeModel
 from circuitdb.discovery.graph import hook_layer
 from circuitdb.discovery.models import LoadedModel, hub_unavailable, load_model
 from circuitdb.discovery.sae_format import FolderSAE, SAEConfig, read_folder, write_folder
@@ -33,6 +34,8 @@ L1 = 4e-3
 THREADS = 1
 
 _HOOK = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_mid|hook_resid_post|hook_mlp_out|attn\.hook_z)$")
+# a TransformerBridge's own names of the hooks above (SAELens on a bridge saves these), where every model wires them alike
+_BRIDGE_NAMES = {"hook_in": "hook_resid_pre", "hook_out": "hook_resid_post"}
 _SHORT = {"hook_resid_pre": "resid", "hook_resid_mid": "mid", "hook_resid_post": "post", "hook_mlp_out": "mlpout",
           "attn.hook_z": "attnz"}
 
@@ -95,7 +98,7 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
         sae, source = _from_folder(Path(where).expanduser()), str(where)
     else:
         sae, source = _from_release(where), f"SAELens release {where}"
-    hook = sae.cfg.hook_name if isinstance(sae, FolderSAE) else sae.cfg.metadata.hook_name
+    hook = hook_name(sae.cfg.hook_name if isinstance(sae, FolderSAE) else sae.cfg.metadata.hook_name, lm)
     if sae.cfg.d_in != lm.model.cfg.d_model:
         raise CircuitdbError(f"SAE {spec} reads width {sae.cfg.d_in}, model {lm.name} has d_model {lm.model.cfg.d_model}")
     layer_ok = _HOOK.match(hook or "") and hook_layer(hook) < lm.model.cfg.n_layers
@@ -104,6 +107,18 @@ def load_dictionary(spec: str, lm: LoadedModel) -> Dictionary:
     for parameter in sae.parameters():
         parameter.requires_grad_(False)
     return Dictionary(name or dictionary_name(hook), hook, sae.to(lm.model.cfg.device).eval(), source)
+
+
+def hook_name(hook: str | None, lm: LoadedModel) -> str | None:
+    """An SAE's hook in the HookedTransformer names discovery uses. An SAE saved on a TransformerBridge names the
+    bridge's own hook points (`blocks.1.hook_in`); on a bridge model they translate as that model wires them (its
+    `hook_mlp_out` may be a norm's output), on a HookedTransformer where every model agrees (block input and output)."""
+    if hook is None or _HOOK.match(hook):
+        return hook
+    if isinstance(lm.model, BridgeModel):
+        return next((alias for alias, own in lm.model.hook_aliases().items() if own == hook and _HOOK.match(alias)), hook)
+    block, _, point = hook.partition(".")[2].partition(".")
+    return f"blocks.{block}.{_BRIDGE_NAMES[point]}" if hook.startswith("blocks.") and point in _BRIDGE_NAMES else hook
 
 
 def _from_folder(folder: Path) -> torch.nn.Module:
