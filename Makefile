@@ -1,18 +1,27 @@
 # circuitdb: `make demo` runs the main job end to end on the embedded store; `make test` runs the tests
 # (Kuzu and a real Neo4j 5.26 started from Maven Central jars). Both create .venv and install what they need.
+# `make test-tl4` runs the discovery tests that apply under TransformerLens 4 (the bridge) in .venv-tl4.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO := demo
+VENV_TL4 := .venv-tl4
+STAMP_TL4 := $(VENV_TL4)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test test-tl4 lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+$(STAMP_TL4): pyproject.toml
+	test -x $(VENV_TL4)/bin/python || $(PYTHON) -m venv $(VENV_TL4)
+	$(VENV_TL4)/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	$(VENV_TL4)/bin/pip install -q --disable-pip-version-check -e '.[dev,tl4]'
+	rm -f $(VENV_TL4)/.installed-* && touch $@
 
 # Graphviz's `dot` renders PNG/SVG (DOT text works without it); installed from Debian when missing and root.
 system-deps:
@@ -29,10 +38,13 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest -q
 
+test-tl4: $(STAMP_TL4)
+	$(VENV_TL4)/bin/python -m pytest -q tests/test_architectures.py
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/discovery.py
 	$(BIN)/python benchmarks/features.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_TL4) $(DEMO) .cache .pytest_cache .ruff_cache

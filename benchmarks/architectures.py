@@ -1,9 +1,10 @@
 """Discovery across architectures, on tiny random models (no download): Hugging Face folders of GPT-2, GPT-NeoX,
-Llama and Qwen 2 loaded through `--model ./folder`, and HookedTransformers that are attention-only, LayerNorm-free,
+Llama and Qwen 2 loaded through `--model ./folder` (converted to a HookedTransformer), the same and Gemma 2 through
+`--model bridge:./folder` (TransformerBridge), and HookedTransformers that are attention-only, LayerNorm-free,
 parallel, rotary, gated with RMSNorm, or grouped-query. Per architecture and method: whether it works, its largest
-difference from the tests' independent evaluator (and, for folders, TransformerLens's log-probs against the Hugging
-Face model's), and its seconds; then pruning with lean blocks against TransformerLens's forward where lean blocks
-apply. Not a test: it prints figures.
+difference from the tests' independent evaluator (and, for folders, the log-probs against the Hugging Face model's),
+and its seconds; then pruning with lean blocks against TransformerLens's forward (where lean blocks apply) and
+against the bridge. Not a test: it prints figures.
 
     .venv/bin/python benchmarks/architectures.py
 """
@@ -22,10 +23,11 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from independent import Independent  # the tests' evaluator and fixtures: the checks are the same ones
-from test_architectures import CONFIGS, random_task, tokenizer
+from test_architectures import BRIDGED, CONFIGS, node_faithfulness, random_task, save, tokenizer
 from test_edge_circuits import ARCHITECTURES
 from transformers import AutoModelForCausalLM
 
+from circuitdb.discovery.bridge import BridgeModel
 from circuitdb.discovery.edges import eap_scores, path_patch
 from circuitdb.discovery.evaluate import Evaluator, lean_fits
 from circuitdb.discovery.models import LoadedModel, load_model, prepare
@@ -71,12 +73,16 @@ def measure(name: str, lm: LoadedModel, hf=None) -> list[dict]:
     if hf is not None:
         with torch.no_grad():
             gap = (lm.model(data.clean).log_softmax(-1) - hf(data.clean).logits.log_softmax(-1)).abs().max().item()
-        rows.append({"architecture": name, "method": "load (TL vs HF log-probs)", "works": True, "error": gap,
+        rows.append({"architecture": name, "method": "load (log-probs vs HF)", "works": True, "error": gap,
                      "seconds": None})
     names = {"a0.h1", "a1.h2"} | ({"m0"} if ev.graph.has_mlps else set())
     pruned, seconds = timed(lambda: prune(ev, 0.8))
-    edges = {e.key for e in ev.graph.circuit_edges(set(pruned.names))}
-    error = None if independent is None else abs(ev.faithfulness(set(pruned.names)) - independent.faithfulness(edges))
+    kept = set(pruned.names)
+    if isinstance(lm.model, BridgeModel):  # node ablation by plain hooks on the bare bridge (heads may not add up)
+        error = abs(ev.faithfulness(kept) - node_faithfulness(lm.model.bridge, data, kept))
+    else:
+        edges = {e.key for e in ev.graph.circuit_edges(kept)}
+        error = None if independent is None else abs(ev.faithfulness(kept) - independent.faithfulness(edges))
     rows.append({"architecture": name, "method": "prune (nodes)", "works": True, "seconds": seconds, "error": error})
 
     def path() -> dict:
@@ -101,28 +107,34 @@ def eap_gap(ev: Evaluator, independent: Independent, steps: int) -> float:
     return max(abs(ours[k] - theirs[k]) for k in theirs)
 
 
-def lean_against_tl(name: str, lm: LoadedModel) -> dict:
-    """Pruning with lean blocks against TransformerLens's forward on the same model (same circuit expected)."""
+def lean_against_tl(name: str, lm: LoadedModel, bridged: LoadedModel | None = None) -> dict:
+    """Pruning with lean blocks against TransformerLens's forward on the same model (same circuit expected), and
+    against the same folder through the bridge."""
     data = words_task(lm)
     (lean, lean_s), (plain, plain_s) = (timed(lambda lean=lean: prune(Evaluator(lm, data, "patch", lean=lean), 0.8))
                                         for lean in (True, False))
-    return {"architecture": name, "lean blocks": lean_fits(lm.model), "lean s": lean_s, "TL forward s": plain_s,
-            "same circuit": lean.names == plain.names}
+    row = {"architecture": name, "lean blocks": lean_fits(lm.model), "lean s": lean_s, "TL forward s": plain_s,
+           "TL forward / lean": plain_s / lean_s, "same circuit": lean.names == plain.names}
+    if bridged is not None:
+        bridge, row["bridge s"] = timed(lambda: prune(Evaluator(bridged, data, "patch"), 0.8))
+        row["bridge / TL forward"] = row["bridge s"] / plain_s
+        row["bridge: same circuit"] = bridge.names == plain.names
+    return row
 
 
 def main() -> None:
     torch.set_num_threads(1)
     rows, lean_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        words = tokenizer()
-        for arch, config in CONFIGS.items():
-            folder = Path(tmp) / f"tiny-{arch}"
-            torch.manual_seed(0)
-            AutoModelForCausalLM.from_config(config(len(words))).save_pretrained(folder)
-            words.save_pretrained(folder)
-            lm = load_model(str(folder))
-            rows += measure(f"{arch} (folder)", lm, AutoModelForCausalLM.from_pretrained(folder).eval())
-            lean_rows.append(lean_against_tl(f"{arch} (folder)", lm))
+        for arch in BRIDGED:
+            folder = save(arch, Path(tmp))
+            hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+            bridged = load_model(f"bridge:{folder}")
+            if arch in CONFIGS:
+                lm = load_model(str(folder))
+                rows += measure(f"{arch} (folder)", lm, hf)
+                lean_rows.append(lean_against_tl(f"{arch} (folder)", lm, bridged))
+            rows += measure(f"{arch} (bridge)", bridged, hf)
     for name, config in HOOKED.items():
         lm = hooked(config)
         rows += measure(name, lm)

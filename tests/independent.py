@@ -14,6 +14,11 @@ class Independent:
         self.model, self.data, self.cfg = model, data, model.cfg
         self.mlps = not self.cfg.attn_only
         self.norm = getattr(model, "ln_final", lambda x: x)  # a LayerNorm-free model has none
+        # Gemma 2 normalizes the attention output (Gemma2RMSNorm: x / sqrt(mean(x^2) + eps) * (1 + weight)); a head's
+        # output is then its share of that: its result times 1 + weight over the RMS of all heads' results
+        bridge = getattr(model, "bridge", None)
+        posts = [getattr(getattr(b, "ln1_post", None), "original_component", None) for b in bridge.blocks] if bridge else []
+        self.post = [(1 + p.weight.detach(), p.eps) if p is not None else None for p in posts] or [None] * self.cfg.n_layers
         self.rows = torch.arange(data.n)
         outputs = self.outputs(data.corrupt)
         groups = data.templates
@@ -24,6 +29,8 @@ class Independent:
         reduce = {"mean": lambda t: t.mean(0, keepdim=True), "zero": lambda t: torch.zeros_like(t[:1]),
                   "patch": lambda t: t, "mean-per-template": per_template}[intervention]
         self.refs = {name: reduce(value) for name, value in outputs.items()}
+        _, corrupt = model.run_with_cache(data.corrupt, names_filter=lambda n: n.endswith("attn.hook_z"))
+        self.ref_z = [reduce(corrupt[f"blocks.{layer}.attn.hook_z"]) for layer in range(self.cfg.n_layers)]
         self.metric = metric
         with torch.no_grad():
             self.full_logprobs = self.logits(self.final(set(), data.clean)).log_softmax(-1)
@@ -44,16 +51,25 @@ class Independent:
             self.settings(False)
         out = {"input": cache["blocks.0.hook_resid_pre"]}
         for layer in range(self.cfg.n_layers):
+            result = self.shares(cache[f"blocks.{layer}.attn.hook_result"], layer)
             for h in range(self.cfg.n_heads):
-                out[f"a{layer}.h{h}"] = cache[f"blocks.{layer}.attn.hook_result"][:, :, h]
+                out[f"a{layer}.h{h}"] = result[:, :, h]
             if self.mlps:
                 out[f"m{layer}"] = cache[f"blocks.{layer}.hook_mlp_out"]
         return out
 
+    def shares(self, result: torch.Tensor, layer: int) -> torch.Tensor:
+        """Per-head results `[N, pos, heads, d]` as what each head adds to the residual stream."""
+        if self.post[layer] is None:
+            return result
+        gain, eps = self.post[layer]
+        return result * gain / (result.sum(2).pow(2).mean(-1, keepdim=True) + eps).sqrt()[:, :, None]
+
     def final(self, removed: set[tuple[str, str, str]], tokens: torch.Tensor, x0: torch.Tensor | None = None,
-              grads: dict | None = None) -> torch.Tensor:
+              grads: dict | None = None, nodes: set[str] | None = None) -> torch.Tensor:
         """The final residual stream with every edge of `removed` at its reference, one edge at a time; `x0` replaces
-        the embedding; `grads` collects each receiver input (requiring grad) for autograd."""
+        the embedding; `grads` collects each receiver input (requiring grad) for autograd; every head and MLP not in
+        `nodes` (when given) ablated itself: a head's z, an MLP's output at its reference."""
         live: dict[str, torch.Tensor] = {}
         by_receiver: dict[tuple[str, str], list[str]] = {}
         for sender, receiver, qkv in removed:
@@ -72,11 +88,21 @@ class Independent:
         hooks = [("blocks.0.hook_resid_pre", embed_hook)]
         for layer in range(self.cfg.n_layers):
             def result(x, hook, layer=layer):
+                x = self.shares(x, layer)
                 for h in range(self.cfg.n_heads):
                     live[f"a{layer}.h{h}"] = x[:, :, h]
 
             def mlp_out(x, hook, layer=layer):
+                if nodes is not None and f"m{layer}" not in nodes:
+                    x = self.refs[f"m{layer}"].expand_as(x)
                 live[f"m{layer}"] = x
+                return x
+
+            def z(x, hook, layer=layer):
+                out = [h for h in range(self.cfg.n_heads) if f"a{layer}.h{h}" not in nodes]
+                x = x.clone()
+                x[:, :, out] = self.ref_z[layer][:, :, out].expand_as(x[:, :, out])
+                return x
 
             def qkv_input(x, hook, layer=layer):
                 qkv = hook.name.split(".")[-1][5]  # hook_q_input -> q
@@ -97,6 +123,7 @@ class Independent:
 
             hooks += [(f"blocks.{layer}.hook_{q}_input", qkv_input) for q in "qkv"]
             hooks.append((f"blocks.{layer}.attn.hook_result", result))
+            hooks += [(f"blocks.{layer}.attn.hook_z", z)] if nodes is not None else []
             if self.mlps:
                 hooks += [(f"blocks.{layer}.hook_mlp_in", mlp_in), (f"blocks.{layer}.hook_mlp_out", mlp_out)]
 
@@ -128,7 +155,10 @@ class Independent:
         return out + [(s, "logits", "") for s in senders]
 
     def logits(self, final: torch.Tensor) -> torch.Tensor:
-        return self.model.unembed(self.norm(final))[:, -1]
+        """Last-position logits as the model outputs them (Gemma 2 squashes them into (-cap, cap))."""
+        logits = self.model.unembed(self.norm(final))[:, -1]
+        cap = getattr(self.cfg, "output_logits_soft_cap", 0) or 0
+        return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
     def value(self, final: torch.Tensor) -> torch.Tensor:
         """The metric: mean logit difference, mean p(answer), or minus the mean KL(full || circuit)."""
@@ -140,7 +170,7 @@ class Independent:
         return -(self.full_logprobs.exp() * (self.full_logprobs - logprobs)).sum(-1).mean()
 
     def logit_diff(self, final: torch.Tensor) -> torch.Tensor:
-        logits = self.model.unembed(self.norm(final))[:, -1]
+        logits = self.logits(final)
         return (logits[self.rows, self.data.answers] - logits[self.rows, self.data.distractors]).mean()
 
     def faithfulness(self, kept: set) -> float:
@@ -150,10 +180,12 @@ class Independent:
             return ((value - self.base) / (self.full - self.base)).item()
 
     def path_patching(self, graph, names: set[str], edge_keys: list) -> dict:
-        """Each edge's drop: the node circuit minus the node circuit without that one edge."""
-        kept = {e.key for e in graph.circuit_edges(names)}
-        base = self.faithfulness(kept)
-        return {key: base - self.faithfulness(kept - {key}) for key in edge_keys}
+        """Each edge's drop: the node circuit (every other head and MLP ablated itself, as node pruning does) minus
+        the same with that one edge at its reference too."""
+        with torch.no_grad():
+            base = self.value(self.final(set(), self.data.clean, nodes=names))
+            drops = {key: base - self.value(self.final({key}, self.data.clean, nodes=names)) for key in edge_keys}
+        return {key: (drop / (self.full - self.base)).item() for key, drop in drops.items()}
 
     def eap(self, ig_steps: int = 0) -> dict:
         """Per edge, -(reference - clean output of the sender) . d LD / d receiver input, summed over positions,

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.graph import Masks
+from circuitdb.discovery.lens import HookedTransformer
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.spec import ABLATIONS, INTERVENTIONS
 from circuitdb.errors import CircuitdbError
@@ -139,8 +139,42 @@ def run_blocks(
 
 def head_outputs(model: HookedTransformer, layer: int, z_NPHK: torch.Tensor) -> torch.Tensor:
     """Each head's output `[N, pos, n_heads, d_model]`: its z times its slice of W_O (what TransformerLens's
-    hook_result holds, without running the model with per-head results on)."""
-    return torch.einsum("nphk,hkd->nphd", z_NPHK, model.blocks[layer].attn.W_O)
+    hook_result holds, without running the model with per-head results on).
+
+    Where the attention output is normalized before it joins the residual stream (Gemma 2's RMSNorm after
+    attention), a head's output is its share of the normalized sum: its z W_O times the norm's gain over the RMS of
+    the sum of all heads at that position, so the shares add up to what attention adds."""
+    out_NPHD = torch.einsum("nphk,hkd->nphd", z_NPHK, model.blocks[layer].attn.W_O)
+    gain_D = post_attention_gain(model, layer)
+    if gain_D is None:
+        return out_NPHD
+    total_NPD = out_NPHD.sum(2) + model.blocks[layer].attn.b_O
+    return out_NPHD * gain_D / (total_NPD.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()[:, :, None]
+
+
+def post_attention_gain(model: HookedTransformer, layer: int) -> torch.Tensor | None:
+    """The gain `[d_model]` of the norm a block applies to its attention output (`ln1_post`), None where it has
+    none: the norm's output on a vector of ones times that vector's RMS, so any RMSNorm parametrization reads alike."""
+    post = getattr(model.blocks[layer], "ln1_post", None)
+    if post is None or isinstance(post, torch.nn.Identity):
+        return None
+    ones = model.blocks[layer].attn.W_O.new_ones(1, 1, model.cfg.d_model)
+    with torch.no_grad():
+        return post(ones)[0, 0] * (1 + model.cfg.eps) ** 0.5
+
+
+def heads_add_up(lm: LoadedModel, tokens: torch.Tensor) -> bool:
+    """Whether the heads' outputs (`head_outputs`, plus b_O where attention is not normalized after) are what
+    attention adds to the residual stream, measured in block 0 on `tokens` `[B, pos]`; the edge methods need it."""
+    model, block = lm.model, lm.graph.blocks[0]
+    names = {block.z, block.resid_pre, block.resid_post, block.mlp_out}
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    added = cache[block.resid_post] - cache[block.resid_pre] - (cache[block.mlp_out] if block.mlp_out else 0)
+    heads = head_outputs(model, 0, cache[block.z]).sum(2)
+    if post_attention_gain(model, 0) is None:
+        heads = heads + model.blocks[0].attn.b_O
+    return bool(torch.allclose(heads, added, atol=1e-4, rtol=1e-3))
 
 
 def final_norm(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:

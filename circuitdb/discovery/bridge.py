@@ -54,10 +54,12 @@ class HeadWeights:
 
 @dataclass
 class BridgeBlock:
-    """A block as the methods read it: its attention weights and the norm before attention."""
+    """A block as the methods read it: its attention weights, the norm before attention and the one after it
+    (Gemma 2's; None in most models)."""
 
     attn: HeadWeights
     ln1: torch.nn.Module
+    ln1_post: torch.nn.Module | None
 
 
 def _named(name: str, fn: Any) -> Any:
@@ -75,7 +77,8 @@ class BridgeModel:
         if not getattr(bridge, "compatibility_mode", False):
             bridge.enable_compatibility_mode(disable_warnings=True)
         self.bridge, self.cfg, self.tokenizer = bridge, bridge.cfg, bridge.tokenizer
-        self.blocks = [BridgeBlock(HeadWeights.of(block.attn), block.ln1) for block in bridge.blocks]
+        self.blocks = [BridgeBlock(HeadWeights.of(block.attn), block.ln1, getattr(block, "ln1_post", None))
+                       for block in bridge.blocks]
         self.ln_final, self.unembed = bridge.ln_final, bridge.unembed
         self._final_input = "ln_final.hook_in" if "ln_final.hook_in" in bridge.hook_dict else "unembed.hook_in"
         self.W_U = bridge.W_U.detach()
@@ -147,19 +150,3 @@ class BridgeModel:
     def eval(self) -> BridgeModel:
         self.bridge.eval()
         return self
-
-    def heads_add_up(self) -> bool:
-        """Whether the heads' z times W_O (plus b_O) is what attention adds to the residual stream, measured on a few
-        tokens; not so in models that normalize the attention output (Gemma 2's post-attention norm), where single
-        edges from heads have no exact meaning."""
-        block = "blocks.0."
-        names = {block + "attn.hook_z", block + "hook_resid_pre", block + "hook_resid_post", block + "hook_mlp_out"}
-        tokens = torch.arange(1, 9).remainder(self.cfg.d_vocab)[None].to(self.W_U.device)
-        with torch.no_grad():
-            _, cache = self.bridge.run_with_cache(tokens, names_filter=lambda n: n in names)
-        added = cache[block + "hook_resid_post"] - cache[block + "hook_resid_pre"]
-        if not self.cfg.attn_only:
-            added = added - cache[block + "hook_mlp_out"]
-        weights = self.blocks[0].attn
-        heads = torch.einsum("nphk,hkd->npd", cache[block + "attn.hook_z"], weights.W_O) + weights.b_O
-        return bool(torch.allclose(heads, added, atol=1e-4, rtol=1e-3))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from circuitdb.discovery.ablation import Hook, head_outputs, split_inputs
+from circuitdb.discovery.ablation import Hook, head_outputs, heads_add_up, split_inputs
 from circuitdb.discovery.evaluate import Evaluator, Measure
 from circuitdb.discovery.graph import EdgeKey
 from circuitdb.errors import CircuitdbError
@@ -31,9 +31,9 @@ def sender_references(ev: Evaluator) -> list[torch.Tensor]:
     if graph.grouped:
         raise CircuitdbError(f"{ev.lm.name} uses grouped-query attention (heads share keys and values), which the edge "
                              "methods do not handle yet; use --method prune --edges none")
-    if not ev.lm.heads_add_up:
-        raise CircuitdbError(f"{ev.lm.name} normalizes the attention output after the heads (as Gemma 2 does), so a "
-                             "head's output is no single term of the residual stream and the edge methods do not apply; "
+    if not heads_add_up(ev.lm, ev.data.clean[:1]):
+        raise CircuitdbError(f"{ev.lm.name}: its heads' outputs do not add up to what attention adds to the residual "
+                             "stream (an unknown transform after attention), so the edge methods do not apply; "
                              "use --method prune --edges none")
     refs = [repl.embed]
     for layer, heads in enumerate(graph.heads):

@@ -13,12 +13,12 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.ablation import Hook, ablation_hooks, embed, head_outputs, run_blocks
 from circuitdb.discovery.edge_circuits import sender_references
 from circuitdb.discovery.evaluate import Evaluator
 from circuitdb.discovery.graph import Block, EdgeKey, GraphEdge, Masks
+from circuitdb.discovery.lens import hooked
 
 
 def node_outputs(ev: Evaluator, tokens: torch.Tensor, masks: Masks) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
@@ -144,7 +144,7 @@ def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None) -> 
     grads: list[torch.Tensor] = []  # per block [3 n_heads + 1, N*pos*d] (receivers in graph order), the logits' [1, ...]
     for alpha in alphas:
         saved = _run(ev, masks, torch.lerp(reference_in, clean_in, alpha))
-        block_grads = _block_grads if isinstance(model, HookedTransformer) else _block_grads_autograd
+        block_grads = _block_grads if hooked(model) else _block_grads_autograd
         step = [block_grads(model, block, saved) for block in graph.blocks]
         step.append(saved[graph.nodes["logits"].inputs[""]].reshape(1, -1))
         grads = step if not grads else [total.add_(g) for total, g in zip(grads, step)]

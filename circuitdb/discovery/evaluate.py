@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.ablation import Replacement, embed, last_logits, logit_diff, replacement, run_blocks
 from circuitdb.discovery.graph import Masks, ModelGraph
+from circuitdb.discovery.lens import HookedTransformer, hooked
 from circuitdb.discovery.models import LoadedModel
 from circuitdb.discovery.spec import METRICS
 from circuitdb.discovery.tasks import TaskData
@@ -36,7 +36,7 @@ def lean_fits(model: HookedTransformer) -> bool:
     causal multi-head attention, then the MLP); any other model keeps TransformerLens's forward, and a
     TransformerBridge Hugging Face's."""
     cfg = model.cfg
-    return (isinstance(model, HookedTransformer) and cfg.original_architecture in LEAN_ARCHITECTURES
+    return (hooked(model) and cfg.original_architecture in LEAN_ARCHITECTURES
             and cfg.positional_embedding_type == "standard"
             and cfg.attention_dir == "causal" and cfg.n_key_value_heads is None and cfg.clip_qkv is None
             and not any(getattr(cfg, flag, False) for flag in NOT_LEAN_FLAGS)

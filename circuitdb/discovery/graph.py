@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
-from transformer_lens import HookedTransformerConfig
+
+from circuitdb.discovery.lens import HookedTransformerConfig
 
 EdgeKey = tuple[str, str, str]  # sender, receiver, q/k/v or ""
 QKV = ("q", "k", "v")

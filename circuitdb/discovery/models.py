@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitdb.discovery.bridge import BridgeModel
 from circuitdb.discovery.codec import Codec, HFCodec
 from circuitdb.discovery.graph import ModelGraph
+from circuitdb.discovery.lens import HookedTransformer, HookedTransformerConfig, hooked, require_hooked
 from circuitdb.domain import Model
 from circuitdb.errors import CircuitdbError
 
@@ -47,7 +47,7 @@ class LoadedModel:
 
         if isinstance(model, TransformerBridge):
             model, source = BridgeModel(model), "a TransformerBridge given in Python"
-        elif isinstance(model, HookedTransformer | BridgeModel):
+        elif hooked(model) or isinstance(model, BridgeModel):
             source = f"a {type(model).__name__} given in Python"
         else:
             raise CircuitdbError(f"discovery takes a HookedTransformer or a TransformerBridge, not a "
@@ -60,14 +60,6 @@ class LoadedModel:
     def graph(self) -> ModelGraph:
         """The model's node and edge graph, built on first use."""
         return ModelGraph.from_config(self.model.cfg)
-
-    @cached_property
-    def heads_add_up(self) -> bool:
-        """Whether each head's z times W_O is its share of what attention adds to the residual stream, which the edge
-        methods need; not so where the attention output is normalized after the heads (Gemma 2)."""
-        if isinstance(self.model, BridgeModel):
-            return self.model.heads_add_up()
-        return not getattr(self.model.cfg, "use_normalization_before_and_after", False)
 
     @property
     def meta(self) -> Model:
@@ -124,6 +116,8 @@ def load_model(name: str, device: str = "cpu") -> LoadedModel:
     if saved is not None:
         return LoadedModel(path.stem, prepare(_from_checkpoint(path, saved).to(device, print_details=False)), None,
                            f"TransformerLens checkpoint {path}")
+    if HookedTransformer is None:  # TransformerLens 4: folders and hub names go through the bridge
+        return _load_bridge(name, device)
     if path.exists() or name.startswith((".", "/", "~")):
         return _load_folder(path, device)
     return _load_hub(name, device)
@@ -152,8 +146,7 @@ def read_checkpoint(path: Path) -> dict:
 def _from_checkpoint(path: Path, saved: dict) -> HookedTransformer:
     """A HookedTransformer of any config TransformerLens builds, with the weights `read_checkpoint` got from `path`
     (as saved: no processing)."""
-    from transformer_lens import HookedTransformerConfig
-
+    require_hooked(f"the checkpoint {path}")
     try:
         model = HookedTransformer(HookedTransformerConfig.from_dict(dict(saved["config"])), move_to_device=False)
         model.load_state_dict(saved["state_dict"])

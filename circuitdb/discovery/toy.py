@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from circuitdb.discovery.codec import WordCodec
+from circuitdb.discovery.lens import HookedTransformer, HookedTransformerConfig, require_hooked
 from circuitdb.discovery.tasks.sequences import NAMES, PUNCTUATION, SEQUENCES, TEMPLATES, VERBS, WORDS, fillers, render
 from circuitdb.errors import CircuitdbError
 from circuitdb.progress import Reporter
@@ -174,6 +174,7 @@ def train_toy(seed: int = 0, steps: int | None = None,
     With `steps` None it stops at the first check where every held-out prompt is right (at most MAX_STEPS);
     with a number it trains exactly that many steps. `progress(step, total, loss)` is called at every check.
     """
+    require_hooked("the toy model")
     started, threads = time.perf_counter(), torch.get_num_threads()
     torch.set_num_threads(THREADS)  # the thread count changes float reduction order, hence the weights
     try:
@@ -243,6 +244,7 @@ def save_toy(model: HookedTransformer, codec: WordCodec, report: dict, path: Pat
 def load_toy(path: Path | None = None, saved: dict | None = None) -> tuple[HookedTransformer, WordCodec, dict]:
     """The saved toy model in eval mode, its codec and its training report (from `saved`, the file's contents,
     when the caller has read it already); CircuitdbError if it cannot be read."""
+    require_hooked("the toy model")
     path = path or TOY_PATH
     if saved is None and not path.is_file():
         raise CircuitdbError(f"no toy model at {path}: run `circuitdb toy train`")
