@@ -34,8 +34,6 @@ from circuitdb.discovery.models import LoadedModel, load_model, prepare
 from circuitdb.discovery.pruning import prune
 from circuitdb.errors import CircuitdbError
 
-HOOKED = {**ARCHITECTURES, "grouped-query attention": {"n_key_value_heads": 2}}
-
 
 def hooked(config: dict) -> LoadedModel:
     """A tiny random HookedTransformer of one shape, without a tokenizer (tasks as token ids)."""
@@ -67,7 +65,7 @@ def measure(name: str, lm: LoadedModel, hf=None) -> list[dict]:
     """One row per method: works, largest difference from the independent evaluator, seconds."""
     data = words_task(lm)
     ev = Evaluator(lm, data, "patch")
-    # the independent evaluator splits q/k/v inputs per head, which grouped-query attention does not have
+    # the independent evaluator splits q/k/v inputs per head, which a bridge's grouped-query attention does not have
     independent = None if ev.graph.grouped else Independent(lm.model, data, "patch")
     rows = []
     if hf is not None:
@@ -135,7 +133,7 @@ def main() -> None:
                 rows += measure(f"{arch} (folder)", lm, hf)
                 lean_rows.append(lean_against_tl(f"{arch} (folder)", lm, bridged))
             rows += measure(f"{arch} (bridge)", bridged, hf)
-    for name, config in HOOKED.items():
+    for name, config in ARCHITECTURES.items():
         lm = hooked(config)
         rows += measure(name, lm)
         lean_rows.append(lean_against_tl(name, lm))

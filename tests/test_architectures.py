@@ -275,3 +275,21 @@ def test_edge_methods_refuse_a_model_whose_heads_do_not_add_up() -> None:
     ev = Evaluator(lm, data, "patch")
     with pytest.raises(CircuitdbError, match="do not add up to what attention adds"):
         eap_scores(ev)
+
+
+def test_grouped_query_attention_through_the_bridge_prunes_nodes_and_refuses_edges(tmp_path: Path) -> None:
+    """The bridge keeps keys and values grouped (no per-head k/v input): node circuits still measure what hooks on the
+    bare bridge do, and the edge methods say in one line how to get edges (TransformerLens's conversion ungroups)."""
+    path = tmp_path / "tiny-llama-gqa"
+    words = tokenizer()
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(LlamaConfig(**{**SHAPE, "num_key_value_heads": 2, "vocab_size": len(words)})
+                                     ).save_pretrained(path)
+    words.save_pretrained(path)
+    lm = load_model(f"bridge:{path}")
+    data = random_task(lm)
+    ev = Evaluator(lm, data, "patch")
+    names = {"a0.h1", "a1.h2", "m0"}
+    assert ev.faithfulness(names) == pytest.approx(node_faithfulness(lm.model.bridge, data, names), abs=1e-5)
+    with pytest.raises(CircuitdbError, match="does not ungroup"):
+        eap_scores(ev)

@@ -144,6 +144,7 @@ ARCHITECTURES = {
     "parallel attention and MLP": {"parallel_attn_mlp": True},
     "rotary": {"positional_embedding_type": "rotary", "rotary_dim": 8},
     "gated MLP, RMSNorm": {"gated_mlp": True, "act_fn": "silu", "normalization_type": "RMS"},
+    "grouped-query attention": {"n_key_value_heads": 1},  # ungrouped on loading: each head its own k and v input
 }
 
 
@@ -166,14 +167,6 @@ def test_every_method_matches_the_independent_evaluator_on_each_architecture(arc
     for ig_steps in (0, 2):
         assert eap_gap(ev, independent, ig_steps) < 1e-5
     assert max(map(abs, ours.values())) > 1e-3
-
-
-def test_grouped_query_attention_is_refused_by_the_edge_methods() -> None:
-    """Heads that share keys and values have no per-head k/v input: the edge methods say so in one line."""
-    ev = tiny(n_key_value_heads=1)
-    with pytest.raises(CircuitdbError, match="grouped-query attention"):
-        eap_scores(ev)
-    assert 0 < ev.faithfulness({"a0.h0", "m0", "a1.h1", "m1"}) < 2  # node circuits work
 
 
 def test_eap_scores_follow_the_intervention(evaluators) -> None:
@@ -227,7 +220,6 @@ def test_a_task_the_model_does_not_prefer_is_refused(lm, digits) -> None:
     """Swapped answers and distractors: LD(full) < 0, so no ratio of it means anything."""
     from dataclasses import replace
 
-    from circuitdb.errors import CircuitdbError
 
     swapped = replace(digits, answers=digits.distractors, distractors=digits.answers)
     with pytest.raises(CircuitdbError, match="not above 0"):

@@ -29,8 +29,9 @@ def sender_references(ev: Evaluator) -> list[torch.Tensor]:
     if ev.direction == "denoising":
         raise CircuitdbError("the edge methods measure noising only; denoising runs are node circuits (--edges none)")
     if graph.grouped:
-        raise CircuitdbError(f"{ev.lm.name} uses grouped-query attention (heads share keys and values), which the edge "
-                             "methods do not handle yet; use --method prune --edges none")
+        raise CircuitdbError(f"{ev.lm.name} shares keys and values among heads (grouped-query attention), which the "
+                             "TransformerBridge does not ungroup, so heads have no k/v input of their own; load it without "
+                             "bridge: (TransformerLens ungroups them), or use --method prune --edges none")
     if not heads_add_up(ev.lm, ev.data.clean[:1]):
         raise CircuitdbError(f"{ev.lm.name}: its heads' outputs do not add up to what attention adds to the residual "
                              "stream (an unknown transform after attention), so the edge methods do not apply; "

@@ -141,8 +141,9 @@ class ModelGraph:
     @classmethod
     def from_config(cls, cfg: HookedTransformerConfig) -> ModelGraph:
         """The graph of a model: its number of layers and heads, whether it has MLPs, runs them in parallel, and
-        groups its keys and values."""
-        grouped = cfg.n_key_value_heads is not None and cfg.n_key_value_heads != cfg.n_heads
+        groups its keys and values (a HookedTransformer's are ungrouped when it is loaded; a bridge's stay grouped)."""
+        grouped = (cfg.n_key_value_heads is not None and cfg.n_key_value_heads != cfg.n_heads
+                   and not getattr(cfg, "ungroup_grouped_query_attention", False))
         return cls(cfg.n_layers, cfg.n_heads, not cfg.attn_only, bool(cfg.parallel_attn_mlp), grouped)
 
     def upstream(self, receiver: Node) -> list[Node]:

@@ -87,12 +87,16 @@ class LoadedModel:
 
 
 def prepare(model: HookedTransformer | BridgeModel) -> HookedTransformer | BridgeModel:
-    """Eval mode, no weight gradients, MLP-input hooks on (where there are MLPs); per-head results and split q/k/v
-    inputs stay off (they multiply the cost of every forward) until edge patching asks for them (`split_inputs`)."""
+    """Eval mode, no weight gradients, MLP-input hooks on (where there are MLPs), grouped keys and values ungrouped
+    (a HookedTransformer's: the same numbers, and every head gets its own k and v input to patch); per-head results
+    and split q/k/v inputs stay off (they multiply the cost of every forward) until edge patching asks for them
+    (`split_inputs`)."""
     model.set_use_attn_result(False)
     model.set_use_split_qkv_input(False)
     if not model.cfg.attn_only:
         model.set_use_hook_mlp_in(True)
+    if hooked(model) and model.cfg.n_key_value_heads is not None:
+        model.set_ungroup_grouped_query_attention(True)  # keys and values per query head: each has its own k/v input
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
