@@ -268,7 +268,11 @@ def test_bad_models_fail_fast_and_clearly(monkeypatch: pytest.MonkeyPatch) -> No
     started = time.monotonic()
     with pytest.raises(CircuitdbError, match="HF_HUB_OFFLINE"):
         load_model("gpt2-small")
+    with pytest.raises(CircuitdbError, match="HF_HUB_OFFLINE"):
+        load_model("bridge:openai-community/gpt2")  # the same through the TransformerBridge
     assert time.monotonic() - started < 1.0
+    with pytest.raises(CircuitdbError, match="not a Hugging Face model folder"):
+        load_model("bridge:./no/such/folder")
     with pytest.raises(CircuitdbError, match="unknown model"):
         load_model("no-such-model-xyz")
     with pytest.raises(CircuitdbError, match="not a Hugging Face model folder"):
