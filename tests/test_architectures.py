@@ -196,24 +196,29 @@ def test_a_folder_through_the_bridge_computes_what_hugging_face_does_and_every_m
 
 
 def test_discover_through_the_cli_on_a_bridge_folder(bridged: Path, tmp_path: Path) -> None:
-    """`circuitdb discover --model bridge:./folder`: pruning with path-patched edges, the runs holding when
+    """`circuitdb discover --model bridge:./folder`: pruning with path-patched edges and EAP-IG, the runs holding when
     re-measured on the bare bridge (nodes) and by the independent evaluator (edges)."""
     lm = load_model(f"bridge:{bridged}")
     task = tmp_path / "words.jsonl"
     task.write_text(task_file(lm, random_task(lm, seed=1)))
     store = f"kuzu:{tmp_path / 'c.kuzu'}"
     result = CliRunner().invoke(main, ["discover", "--model", f"bridge:{bridged}", "--task", str(task), "--threshold",
-                                       "0.8", "--ablation", "patch", "--store", store])
+                                       "0.8", "--ablation", "patch", "--method", "prune", "--method", "eap-ig",
+                                       "--ig-steps", "2", "--store", store])
     assert result.exit_code == 0, result.output
     with Catalog(store, read_only=True) as catalog:
-        (info,) = catalog.runs()
-        run = catalog.run(info.id)
-    assert run.model.name == bridged.name and run.model.n_layers == 2
+        runs = {info.method: catalog.run(info.id) for info in catalog.runs()}
+    assert set(runs) == {"prune", "eap-ig"}
     data = build_task(str(task), lm)
-    assert node_faithfulness(lm.model.bridge, data, set(run.components)) == pytest.approx(run.faithfulness, abs=1e-4)
-    assert run.faithfulness >= 0.8
-    kept = {(e.sender, e.receiver, e.input) for e in run.edges}
-    assert Independent(lm.model, data, "patch").faithfulness(kept) == pytest.approx(run.edge_faithfulness, abs=1e-4)
+    independent = Independent(lm.model, data, "patch")
+    for run in runs.values():
+        assert run.model.name == bridged.name and run.model.n_layers == 2
+        kept = {(e.sender, e.receiver, e.input) for e in run.edges}
+        assert independent.faithfulness(kept) == pytest.approx(run.edge_faithfulness, abs=1e-4)
+        assert run.edge_faithfulness >= 0.8
+    pruned = runs["prune"]
+    assert node_faithfulness(lm.model.bridge, data, set(pruned.components)) == pytest.approx(pruned.faithfulness, abs=1e-4)
+    assert pruned.faithfulness >= 0.8
 
 
 def test_an_sae_saved_on_a_bridge_reads_its_hook_and_finds_features_through_it(tmp_path: Path) -> None:
