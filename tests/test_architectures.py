@@ -298,3 +298,21 @@ def test_grouped_query_attention_through_the_bridge_prunes_nodes_and_refuses_edg
     assert ev.faithfulness(names) == pytest.approx(node_faithfulness(lm.model.bridge, data, names), abs=1e-5)
     with pytest.raises(CircuitdbError, match="does not ungroup"):
         eap_scores(ev)
+
+
+def test_a_bridge_object_from_python_makes_runs_that_hold(tmp_path: Path) -> None:
+    """`Catalog.discover` takes a TransformerBridge booted in Python (named by its folder) and tasks as token ids."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    folder = save("llama", tmp_path)
+    words = PreTrainedTokenizerFast.from_pretrained(folder)
+    bridge = TransformerBridge.boot_transformers(str(folder), tokenizer=words, device="cpu")
+    lm = LoadedModel.of(bridge)
+    data = random_task(lm, seed=3)
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+        (info,) = catalog.discover(bridge, [data], [0.8], ablation="patch")
+        run = catalog.run(info.id)
+    assert run.model.name == "tiny-llama" and run.task.name == "random-words"
+    kept = {(e.sender, e.receiver, e.input) for e in run.edges}
+    assert Independent(lm.model, data, "patch").faithfulness(kept) == pytest.approx(run.edge_faithfulness, abs=1e-4)
+    assert run.edge_faithfulness >= 0.8

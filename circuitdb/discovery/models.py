@@ -52,7 +52,8 @@ class LoadedModel:
         else:
             raise CircuitdbError(f"discovery takes a HookedTransformer or a TransformerBridge, not a "
                                  f"{type(model).__name__}; a Hugging Face model is taken as a local folder (--model ./folder)")
-        name = name or model.cfg.model_name
+        given = model.cfg.model_name
+        name = name or (Path(given).name if Path(given).is_dir() else given)  # a bridge booted from a folder: its name
         codec = HFCodec(model.tokenizer, name, model.cfg.default_prepend_bos) if model.tokenizer is not None else None
         return cls(name, prepare(model), codec, source)
 
