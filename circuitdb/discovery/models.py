@@ -63,6 +63,11 @@ class LoadedModel:
         return ModelGraph.from_config(self.model.cfg)
 
     @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (`--device`): tensors the methods build to meet its activations go there."""
+        return self.model.W_U.device
+
+    @property
     def meta(self) -> Model:
         cfg = self.model.cfg
         return Model(self.name, cfg.n_layers, cfg.n_heads, cfg.d_model, self.source)

@@ -49,7 +49,7 @@ def prompt_groups(spec: str, lm: LoadedModel, n_prompts: int = 64, seed: int = 0
 
 def mean_last(lm: LoadedModel, groups: list[torch.Tensor], layer: int) -> torch.Tensor:
     """Mean over prompts of the residual stream entering block `layer` at the last position `[d_model]`."""
-    total, count = torch.zeros(lm.model.cfg.d_model), 0
+    total, count = torch.zeros(lm.model.cfg.d_model, device=lm.device), 0
     with torch.no_grad():
         for tokens in groups:
             resid = lm.model(tokens, stop_at_layer=layer)
@@ -80,7 +80,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 def decompose(vector: torch.Tensor | list[float], layer: int, dictionary: Dictionary, k: int) -> Decomposition:
     """OMP with `k` unit decoder directions (coefficients least-squares refit each step), and the encoder read-out
     (v @ W_enc) whose top-k directions, least-squares fitted, give the encoder's cosine."""
-    vector = torch.as_tensor(vector, dtype=torch.float32)
+    vector = torch.as_tensor(vector, dtype=torch.float32, device=dictionary.sae.W_dec.device)
     _check(layer, dictionary)
     if not 1 <= k <= dictionary.size:
         raise CircuitdbError(f"--top-k must be in 1..{dictionary.size}, got {k}")
@@ -111,13 +111,13 @@ def effects(lm: LoadedModel, vector: torch.Tensor | list[float], layer: int, coe
             dictionaries: list[Dictionary], top: int = 10) -> tuple[dict[str, torch.Tensor], list[tuple[str, float]]]:
     """Add coef x vector to the residual entering block `layer` at every position; per later dictionary the mean change
     of each feature at the last position `[d_sae]`, and the `top` tokens whose last-position logits rise most."""
-    vector = torch.as_tensor(vector, dtype=torch.float32)
+    vector = torch.as_tensor(vector, dtype=torch.float32, device=lm.device)
     later = [d for d in dictionaries if d.layer > layer or (d.layer == layer and not d.hook.endswith("resid_pre"))]
     if not later:
         raise CircuitdbError(f"no dictionary reads after the steering point (block {layer}); give a later --sae")
     hooks = [d.hook for d in later]
-    deltas = {d.name: torch.zeros(d.size) for d in later}
-    logit_delta, count = torch.zeros(lm.model.cfg.d_vocab), 0
+    deltas = {d.name: torch.zeros(d.size, device=lm.device) for d in later}
+    logit_delta, count = torch.zeros(lm.model.cfg.d_vocab, device=lm.device), 0
 
     def steer(x: torch.Tensor, hook: object) -> torch.Tensor:
         return x + coef * vector
