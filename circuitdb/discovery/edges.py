@@ -142,9 +142,9 @@ def eap_scores(ev: Evaluator, ig_steps: int = 0, masks: Masks | None = None) -> 
     reference_in = ev.repl.embed.expand_as(clean_in)
     alphas = [1.0] if ig_steps <= 0 else [(i + 1) / ig_steps for i in range(ig_steps)]
     grads: list[torch.Tensor] = []  # per block [3 n_heads + 1, N*pos*d] (receivers in graph order), the logits' [1, ...]
+    block_grads = _block_grads if hooked(model) else _block_grads_autograd
     for alpha in alphas:
         saved = _run(ev, masks, torch.lerp(reference_in, clean_in, alpha))
-        block_grads = _block_grads if hooked(model) else _block_grads_autograd
         step = [block_grads(model, block, saved) for block in graph.blocks]
         step.append(saved[graph.nodes["logits"].inputs[""]].reshape(1, -1))
         grads = step if not grads else [total.add_(g) for total, g in zip(grads, step)]
