@@ -65,13 +65,16 @@ def tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=model, bos_token="<bos>", unk_token="<unk>", pad_token="<pad>")
 
 
-def save(architecture: str, parent: Path) -> Path:
-    """A tiny random model of one architecture, saved as a Hugging Face folder (named for its architecture, which
-    TransformerLens must not read as the name of a known model)."""
+def save(architecture: str, parent: Path, **config) -> Path:
+    """A tiny random model of one architecture (config fields overridden by `config`), saved as a Hugging Face folder
+    named for its architecture, which TransformerLens must not read as the name of a known model."""
     path = parent / f"tiny-{architecture}"
     words = tokenizer()
     torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(BRIDGED[architecture](len(words))).save_pretrained(path)
+    model_config = BRIDGED[architecture](len(words))
+    for key, value in config.items():
+        setattr(model_config, key, value)
+    AutoModelForCausalLM.from_config(model_config).save_pretrained(path)
     words.save_pretrained(path)
     return path
 
@@ -285,12 +288,7 @@ def test_edge_methods_refuse_a_model_whose_heads_do_not_add_up() -> None:
 def test_grouped_query_attention_through_the_bridge_prunes_nodes_and_refuses_edges(tmp_path: Path) -> None:
     """The bridge keeps keys and values grouped (no per-head k/v input): node circuits still measure what hooks on the
     bare bridge do, and the edge methods say in one line how to get edges (TransformerLens's conversion ungroups)."""
-    path = tmp_path / "tiny-llama-gqa"
-    words = tokenizer()
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(LlamaConfig(**{**SHAPE, "num_key_value_heads": 2, "vocab_size": len(words)})
-                                     ).save_pretrained(path)
-    words.save_pretrained(path)
+    path = save("llama", tmp_path, num_key_value_heads=2)
     lm = load_model(f"bridge:{path}")
     data = random_task(lm)
     ev = Evaluator(lm, data, "patch")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from circuitdb.discovery.ablation import Hook, head_outputs, heads_add_up, split_inputs
+from circuitdb.discovery.ablation import Hook, head_outputs, split_inputs
 from circuitdb.discovery.evaluate import Evaluator, Measure
 from circuitdb.discovery.graph import EdgeKey
 from circuitdb.errors import CircuitdbError
@@ -32,7 +32,7 @@ def sender_references(ev: Evaluator) -> list[torch.Tensor]:
         raise CircuitdbError(f"{ev.lm.name} shares keys and values among heads (grouped-query attention), which the "
                              "TransformerBridge does not ungroup, so heads have no k/v input of their own; load it without "
                              "bridge: (TransformerLens ungroups them), or use --method prune --edges none")
-    if not heads_add_up(ev.lm, ev.data.clean[:1]):
+    if not ev.heads_add_up:
         raise CircuitdbError(f"{ev.lm.name}: its heads' outputs do not add up to what attention adds to the residual "
                              "stream (an unknown transform after attention), so the edge methods do not apply; "
                              "use --method prune --edges none")

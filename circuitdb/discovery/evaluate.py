@@ -13,11 +13,20 @@ metric never reads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
 
-from circuitdb.discovery.ablation import Replacement, embed, last_logits, logit_diff, replacement, run_blocks
+from circuitdb.discovery.ablation import (
+    Replacement,
+    embed,
+    heads_add_up,
+    last_logits,
+    logit_diff,
+    replacement,
+    run_blocks,
+)
 from circuitdb.discovery.graph import Masks, ModelGraph
 from circuitdb.discovery.lens import HookedTransformer, hooked
 from circuitdb.discovery.models import LoadedModel
@@ -336,6 +345,11 @@ class Evaluator:
             x = self.resid(masks, layer, x, layer + 1)
             out.append(x)
         return out
+
+    @cached_property
+    def heads_add_up(self) -> bool:
+        """`ablation.heads_add_up` on one of the task's prompts, measured once: the edge methods ask on every call."""
+        return heads_add_up(self.lm, self.data.clean[:1])
 
     def faithfulness(self, names: set[str]) -> float:
         """Performance with everything outside the circuit ablated."""
