@@ -17,9 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-$(STAMP_TL4): pyproject.toml
+# torch and its CUDA libraries (5 GB) are linked from .venv, not installed twice: the same pinned version serves both
+$(STAMP_TL4): pyproject.toml $(STAMP)
 	test -x $(VENV_TL4)/bin/python || $(PYTHON) -m venv $(VENV_TL4)
-	$(VENV_TL4)/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	src=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	dst=$$($(VENV_TL4)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	for p in "$$src"/torch "$$src"/torchgen "$$src"/functorch "$$src"/triton "$$src"/nvidia "$$src"/cuda \
+		"$$src"/torch-*.dist-info "$$src"/triton-*.dist-info "$$src"/nvidia_*.dist-info "$$src"/cuda_*.dist-info; do \
+		if [ -e "$$p" ]; then ln -sfn "$$p" "$$dst/"; fi; done
 	$(VENV_TL4)/bin/pip install -q --disable-pip-version-check -e '.[dev,tl4]'
 	rm -f $(VENV_TL4)/.installed-* && touch $@
 
