@@ -6,23 +6,29 @@ Discovery methods import torch lazily, so opening a catalog and asking it questi
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from circuitdb.domain import (
+    MEASURES,
     Model,
     Relation,
     Run,
     SteeringVector,
     Task,
+    check_cut,
     check_int,
     check_name,
     check_number,
+    cut_scores,
     model_named,
+    now,
     parse_component,
 )
 from circuitdb.errors import CircuitdbError
@@ -39,8 +45,20 @@ from circuitdb.queries.selection import RunInfo, Selection, all_runs, labels, re
 from circuitdb.queries.similarity import similarity
 from circuitdb.store.base import Store, open_store
 
-IMPORT_KINDS = ("seqcont", "eap-ig", "json")
+IMPORT_METHODS = {"seqcont": "prune", "eap-ig": "eap-ig", "mib": "eap-ig", "auto-circuit": "auto-circuit", "acdc": "acdc",
+                  "circuit-tracer": "circuit-tracer"}  # the method a file's runs get unless told
+IMPORT_KINDS = (*IMPORT_METHODS, "json")
+EXPORT_FORMATS = ("eap-ig", "mib")
 IMPORT_ROWS = 200_000  # memberships + edges per batch of an import: bounds its memory (and a Kuzu transaction)
+
+
+def replace_with_cut(parent: Run, top_n: int | None, fraction: float | None, min_score: float | None,
+                     absolute: bool) -> Run:
+    """The run `cut_scores` cuts from `parent`'s score list: its own members, edges and rule, no measures yet."""
+    members, edges, rule = cut_scores(parent.scores, top_n=top_n, fraction=fraction, min_score=min_score,
+                                      absolute=absolute)
+    return replace(parent, components=members, edges=edges, scores={}, cut=rule, nests_in=None, evaluations={},
+                   params={**parent.params, "cut_from": parent.id}, created_at=now(), **dict.fromkeys(MEASURES))
 
 
 class Catalog:
@@ -121,8 +139,16 @@ class Catalog:
         self.store.write_steering(steering_rows(vector, kind, links))
 
     def import_file(self, kind: str, path: Path | str, model: str | None = None, task: str | None = None,
-                    threshold: float | None = None, method: str | None = None, ablation: str = "mean") -> Runs:
-        """Read another tool's file (`seqcont`, `eap-ig`) or circuitdb's own export (`json`) and write its runs."""
+                    threshold: float | None = None, method: str | None = None, ablation: str = "mean",
+                    top_n: int | None = None, fraction: float | None = None, min_score: float | None = None,
+                    absolute: bool = True) -> Runs:
+        """Read another tool's file (IMPORT_KINDS) or circuitdb's own export (`json`) and write its runs; with a cut
+        (`top_n`, `fraction` or `min_score`), also the circuit cut from each imported score list."""
+        if kind not in IMPORT_KINDS:
+            raise CircuitdbError(f"unknown import format {kind!r} (use {', '.join(IMPORT_KINDS)})")
+        cutting = any(v is not None for v in (top_n, fraction, min_score))
+        if cutting:
+            check_cut(top_n, fraction, min_score)  # a bad cut is refused before anything is read
         if kind == "json":
             from circuitdb.ingest.native import native_batches
 
@@ -130,26 +156,48 @@ class Catalog:
             for batch in native_batches(path, IMPORT_ROWS):  # all runs are checked before the first batch comes
                 written += self.add(batch)
             return self._written(written)
-        if kind in IMPORT_KINDS:
-            if model is None or task is None:
-                raise CircuitdbError(f"importing a {kind} file needs its model and task")
-            check_name(model, "model name")
-            check_name(task, "task name")
-            method = check_name({"seqcont": "prune", "eap-ig": "eap-ig"}[kind] if method is None else method, "method")
-            if kind == "seqcont":
-                from circuitdb.ingest.seqcont import read_seqcont
+        if kind != "mib" and (model is None or task is None):
+            raise CircuitdbError(f"importing a {kind} file needs its model and task")
+        for value, what in ((model, "model name"), (task, "task name")):
+            if value is not None:
+                check_name(value, what)
+        method = check_name(IMPORT_METHODS[kind] if method is None else method, "method")
+        shape, named = (model_named(model) if model else None), (Task(task) if task else None)
+        if kind == "seqcont":
+            from circuitdb.ingest.seqcont import read_seqcont
 
-                if threshold is None:
-                    raise CircuitdbError("a seqcont file needs the threshold its circuit was found at")
-                check_name(ablation, "ablation")
-                runs = [read_seqcont(path, model_named(model), Task(task), threshold, method, ablation)]
-            else:
-                from circuitdb.ingest.eapig import read_eapig
+            if threshold is None:
+                raise CircuitdbError("a seqcont file needs the threshold its circuit was found at")
+            check_name(ablation, "ablation")
+            runs = [read_seqcont(path, shape, named, threshold, method, ablation)]
+        elif kind == "eap-ig":
+            from circuitdb.ingest.eapig import read_eapig
 
-                runs = [read_eapig(path, model_named(model), Task(task), method, threshold)]
+            runs = [read_eapig(path, shape, named, method, threshold)]
+        elif kind == "mib":
+            from circuitdb.ingest.eapig import read_mib
+
+            runs = read_mib(path, shape, named, method)
+        elif kind == "auto-circuit":
+            from circuitdb.ingest.autocircuit import read_auto_circuit
+
+            runs = [read_auto_circuit(path, shape, named, method)]
+        elif kind == "acdc":
+            from circuitdb.ingest.acdc import read_acdc
+
+            runs = [read_acdc(path, shape, named, method, threshold)]
         else:
-            raise CircuitdbError(f"unknown import format {kind!r} (use {', '.join(IMPORT_KINDS)})")
-        return self._written(self.add(runs))
+            from circuitdb.ingest.neuronpedia import read_neuronpedia
+
+            runs = [read_neuronpedia(path, shape, named, method)]
+        cut = [replace_with_cut(run, top_n, fraction, min_score, absolute) for run in runs if run.scores] if cutting else []
+        return self._written(self.add(runs + cut))
+
+    def cut(self, run_id: str, top_n: int | None = None, fraction: float | None = None, min_score: float | None = None,
+            absolute: bool = True) -> Runs:
+        """Cut a circuit from a run's score list (top n, top fraction, or score at least `min_score`; by |score| or
+        signed) and write it as a run of its own, linked to the run it came from by `params.cut_from`."""
+        return self._written(self.add(replace_with_cut(self.run(run_id), top_n, fraction, min_score, absolute)))
 
     def delete(self, run_id: str) -> RunInfo:
         """Remove one run (a unique id prefix of 4+ digits will do); its memberships and edges go, components stay."""
@@ -269,13 +317,17 @@ class Catalog:
         ids = [r.id for r in runs]
         return run_query(self.store, "members", run_ids=ids), run_query(self.store, "edges", run_ids=ids)
 
-    def export(self, selection: Selection, path: Path, only_shared: bool = False, top: int | None = None) -> Written:
+    def export(self, selection: Selection, path: Path, only_shared: bool = False, top: int | None = None,
+               fmt: str | None = None) -> Written:
         """The selected runs as circuitdb JSON (.json), memberships (.csv) or a picture of 1-3 runs
-        (.dot/.gv/.svg/.png/.pdf; `only_shared` keeps what all share, `top` each run's N strongest components)."""
+        (.dot/.gv/.svg/.png/.pdf; `only_shared` keeps what all share, `top` each run's N strongest components); or in
+        another tool's format `fmt`: `eap-ig` (one run, EAP-IG's full-graph JSON) or `mib` (a submission folder)."""
         from circuitdb.analysis.circuit_graph import PICTURE_SUFFIXES, overlap_graph, strongest, to_dot, write_picture
         from circuitdb.analysis.tables import write_table
 
         path = Path(path)
+        if fmt is not None:
+            return self._export_as(fmt, selection, path)
         suffix = path.suffix.lower()
         if suffix not in (".json", ".csv", *PICTURE_SUFFIXES):
             raise CircuitdbError(f"{path}: export to .json, .csv or a picture ({', '.join(PICTURE_SUFFIXES)})")
@@ -307,6 +359,27 @@ class Catalog:
             with writing(path):
                 write_picture(to_dot(graph, title), path)
         return Written(f"wrote {path}", len(runs), {"path": str(path)})
+
+    def _export_as(self, fmt: str, selection: Selection, path: Path) -> Written:
+        """Runs in another tool's format, every run checked before a file is written."""
+        from circuitdb.ingest import eapig
+
+        if fmt not in EXPORT_FORMATS:
+            raise CircuitdbError(f"unknown export format {fmt!r} (use {', '.join(EXPORT_FORMATS)})")
+        if fmt == "mib":
+            if path.exists() and not path.is_dir():
+                raise CircuitdbError(f"{path}: a MIB submission is a folder; give a folder name")
+            check_output(path / "importances.json" if path.is_dir() else path)
+            runs = self.select(selection)
+            files = eapig.write_mib([fetch_run(self.store, r.id) for r in runs], path)
+            return Written(f"wrote {len(files)} files under {path}", len(runs), {"path": str(path)})
+        check_output(path)
+        (info,) = self.select(selection, maximum=1)
+        run = fetch_run(self.store, info.id)
+        text = json.dumps(eapig.eapig_graph(run))
+        with writing(path):
+            path.write_text(text)
+        return Written(f"wrote {path}", 1, {"path": str(path)})
 
     def query(self, cypher: str, params: dict[str, Any] | None = None, timeout: float = 30) -> Rows:
         """User Cypher: one statement that only reads the catalog (no writes, files, extensions or settings; the store's

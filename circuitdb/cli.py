@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from circuitdb.catalog import EXPORT_FORMATS, IMPORT_METHODS
 from circuitdb.cli_common import (
     AT_LEAST_0,
     AT_LEAST_1,
@@ -59,24 +60,34 @@ def import_() -> None:
     """Import circuits from files of other tools or circuitdb's own export."""
 
 
-def _import_command(kind: str, doc: str, method: str | None, threshold_required: bool | None) -> None:
-    """`import KIND PATH`: one command per format, all calling `Catalog.import_file`."""
+CUT_OPTIONS = [
+    click.option("--top-n", type=AT_LEAST_1, help="Keep the N highest-ranked edges (components when none are scored)."),
+    click.option("--fraction", type=float, help="Keep this fraction of them, in (0, 1]."),
+    click.option("--min-score", type=float, help="Keep those scoring at least this."),
+    click.option("--signed", is_flag=True, help="Rank by signed score instead of |score|."),
+]
+
+
+def _import_command(kind: str, doc: str, model: bool | None, threshold: bool | None, cut: bool) -> None:
+    """`import KIND PATH`: one command per format, all calling `Catalog.import_file`; `model` says whether --model and
+    --task are required (None: no such options), `threshold` whether --threshold is (None: none), `cut` whether the
+    file has scores to cut a circuit from at once."""
     options = [click.argument("path", type=PATH), store_option]
-    if threshold_required is not None:
-        options += [
-            click.option("--model", required=True, help="Model the circuit was found in."),
-            click.option("--task", required=True, help="Task name."),
-            click.option("--threshold", type=float, required=threshold_required, default=None,
-                         help="Performance threshold of the circuit, in (0, 1]." + ("" if threshold_required else
-                                                                                      " Give it if the graph was cut at one.")),
-            click.option("--method", default=method, show_default=True),
-        ]
+    if model is not None:
+        options += [click.option("--model", required=model, help="Model the circuit was found in."),
+                    click.option("--task", required=model, help="Task name."),
+                    click.option("--method", default=IMPORT_METHODS[kind], show_default=True)]
+    if threshold is not None:
+        options.append(click.option("--threshold", type=float, required=threshold, default=None,
+                                    help="Performance threshold of the circuit, in (0, 1]." + (
+                                        "" if threshold else " Give it if the graph was cut at one.")))
     if kind == "seqcont":
         options.append(click.option("--ablation", default="mean", show_default=True))
+    options += CUT_OPTIONS if cut else []
 
-    def command(path: Path, store: str | None, **meta: Any) -> None:
+    def command(path: Path, store: str | None, signed: bool = False, **meta: Any) -> None:
         with open_catalog(store) as catalog:
-            echo_runs("imported", catalog.import_file(kind, path, **meta))
+            echo_runs("imported", catalog.import_file(kind, path, **meta, **({"absolute": False} if signed else {})))
 
     command.__doc__ = doc
     for option in reversed(options):
@@ -84,9 +95,19 @@ def _import_command(kind: str, doc: str, method: str | None, threshold_required:
     import_.command(kind)(command)
 
 
-_import_command("seqcont", 'A seqcont result file {"heads": [[layer, head], ...], "mlps": [layer, ...]}.', "prune", True)
-_import_command("eap-ig", "An EAP-IG graph JSON (Graph.to_json): in-graph nodes and edges with their scores.", "eap-ig", False)
-_import_command("json", "circuitdb's own export (`circuitdb export -o runs.json`).", None, None)
+_import_command("seqcont", 'A seqcont result file {"heads": [[layer, head], ...], "mlps": [layer, ...]}.', True, True,
+                False)
+_import_command("eap-ig", "An EAP-IG graph (Graph.to_json .json or to_pt .pt): in-graph nodes and edges are the circuit, "
+                "every score is kept.", True, False, True)
+_import_command("mib", "A MIB circuit-track submission: {task}_{model} folders of one score file or up to 9 circuits.",
+                False, None, True)
+_import_command("auto-circuit", "auto-circuit PruneScores (torch.save of {dest module: scores}): every edge's score.",
+                True, None, True)
+_import_command("acdc", "An ACDC subgraph (save_subgraph .pth) or edge list with effect sizes (save_edges pickle).",
+                True, False, True)
+_import_command("circuit-tracer", "A circuit-tracer / Neuronpedia attribution graph JSON: features, errors, tokens "
+                "and logits per position, with link weights.", True, None, True)
+_import_command("json", "circuitdb's own export (`circuitdb export -o runs.json`).", None, None, False)
 
 
 @main.command()
@@ -97,6 +118,26 @@ def runs(store: str | None, fmt: str | None, **kw: Any) -> None:
     """List runs (id, model, task, method, threshold, faithfulness, sizes)."""
     with open_catalog(store, read_only=True) as catalog:
         render(catalog.runs(selection(**kw)), fmt)
+
+
+def _with(options: list[Callable]) -> Callable:
+    def decorate(f: Callable) -> Callable:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+@main.command()
+@click.argument("run_id")
+@_with(CUT_OPTIONS)
+@store_option
+def cut(run_id: str, top_n: int | None, fraction: float | None, min_score: float | None, signed: bool,
+        store: str | None) -> None:
+    """Cut a circuit from a run's stored score list and write it as its own run, linked to RUN_ID."""
+    with open_catalog(store) as catalog:
+        echo_runs("cut", catalog.cut(run_id, top_n, fraction, min_score, absolute=not signed))
 
 
 @main.command()
@@ -185,11 +226,13 @@ def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, f
               help=".dot/.gv/.svg/.png/.pdf picture (1-3 runs), .json runs (circuitdb format), .csv memberships.")
 @click.option("--only-shared", is_flag=True, help="Picture only what all selected runs share.")
 @click.option("--top", type=AT_LEAST_1, default=None, help="Picture only each run's N strongest components (by |score|).")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="Another tool's format: eap-ig (one run: EAP-IG's full-graph JSON), mib (a submission folder).")
 @store_option
-def export(store: str | None, path: Path, only_shared: bool, top: int | None, **kw: Any) -> None:
-    """Export the selected runs as a Graphviz picture, circuitdb JSON or a CSV table."""
+def export(store: str | None, path: Path, only_shared: bool, top: int | None, fmt: str | None, **kw: Any) -> None:
+    """Export the selected runs as a Graphviz picture, circuitdb JSON, a CSV table, or another tool's format."""
     with open_catalog(store, read_only=True) as catalog:
-        result = catalog.export(selection(**kw), path, only_shared, top)
+        result = catalog.export(selection(**kw), path, only_shared, top, fmt)
     click.echo(f"{result.what} ({result.count} runs)")
 
 

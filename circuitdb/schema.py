@@ -39,7 +39,7 @@ class Index:
 
 # properties added since the first catalogs: an older embedded file gains them on its next writable open
 ADDED = {"Run": {"direction": "STRING", "faithfulness_normalised": "DOUBLE", "edge_faithfulness": "DOUBLE", "kl": "DOUBLE",
-                 "accuracy": "DOUBLE", "cpr": "DOUBLE", "cmd": "DOUBLE"}}
+                 "accuracy": "DOUBLE", "cpr": "DOUBLE", "cmd": "DOUBLE", "scores": "STRING", "cut": "STRING"}}
 
 NODES = {
     n.label: n

@@ -17,13 +17,14 @@ import pytest
 from click.testing import CliRunner
 
 from circuitdb import Catalog
+from circuitdb.catalog import IMPORT_KINDS
 from circuitdb.cli import main
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 # Commands whose API function lives outside Catalog (or under another name); every other `a b` calls Catalog.a_b.
 API_NAMES = {
-    "import seqcont": "import_file", "import eap-ig": "import_file", "import json": "import_file",
+    **{f"import {kind}": "import_file" for kind in IMPORT_KINDS},  # one API call, the format as its first argument
     "sweep": "sweep",  # circuitdb.catalog.sweep: opens the store the sweep file names
     "toy train": "train_and_save", "toy train-sae": "train_and_save_saes",  # circuitdb.discovery: no catalog involved
 }

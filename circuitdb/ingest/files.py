@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -57,6 +58,13 @@ def read_yaml(path: Path | str) -> Any:
         raise CircuitdbError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', None) or exc})") from None
     except RecursionError:
         raise CircuitdbError(f"{path}: YAML nested too deeply to read") from None
+
+
+def provenance(path: Path | str, data: bytes, tool: str, version: str = "") -> dict[str, str]:
+    """Where an imported run came from: the file's name and SHA-256, the tool that wrote it and its version (when the
+    file says)."""
+    found = {"source_file": Path(path).name, "source_sha256": hashlib.sha256(data).hexdigest(), "source_tool": tool}
+    return found | ({"source_version": version} if version else {})
 
 
 def line_of(text: str, needle: str) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from circuitdb.domain import Model, Run, Task, check_threshold
 from circuitdb.errors import CircuitdbError
-from circuitdb.ingest.files import fail, read_json
+from circuitdb.ingest.files import fail, provenance, read_json
 
 
 def read_seqcont(
@@ -37,7 +37,7 @@ def read_seqcont(
             raise fail(path, text, json.dumps(layer), f"mlp entry {layer!r} is not a layer number")
         components[f"m{layer}"] = None
     _check_bounds(path, text, model, heads, mlps)
-    params = {"source_file": Path(path).name}
+    params = provenance(path, text.encode(), "seqcont")
     return Run(
         model=model,
         task=task,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from circuitdb.domain import MEASURES, Run, component_id, parse_component
+from circuitdb.domain import MEASURES, Run, component_id, pack_scores, parse_component
 from circuitdb.schema import node_arrow_schema, rel_arrow_schema
 
 COMPONENT_SCHEMA = node_arrow_schema("Component")
@@ -81,6 +81,8 @@ def run_tables(run: Run) -> RunTables:
         "seed": run.seed,
         "versions": json.dumps(run.versions, sort_keys=True),
         "created_at": run.created_at,
+        "scores": pack_scores(run.scores),
+        "cut": run.cut,
     }
     m, t = run.model, run.task
     return RunTables(

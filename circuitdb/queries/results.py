@@ -91,6 +91,8 @@ class RunDetail(Result):
 
     def tables(self) -> list[Table]:
         head = {k: v for k, v in self.data.items() if k not in ("components", "edges")}
+        if head.get("scores"):  # the full ranked list is in --json; here its size
+            head["scores"] = f"{len(head['scores'])} scored (cut with `circuitdb cut`)"
         out = [("components", pd.DataFrame(self.data["components"], columns=["name", "score"])),
                ("run", pd.DataFrame({"field": list(head), "value": [str(v) for v in head.values()]}))]
         if self.data["edges"]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from circuitdb.domain import MEASURES, Edge, Model, Run, Task, parse_component
+from circuitdb.domain import MEASURES, Edge, Model, Run, Task, parse_component, unpack_scores
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.native import export_order
 from circuitdb.queries import run_query
@@ -102,6 +102,8 @@ def _run(row: dict, members: dict | None, edges: dict | None, evaluations: dict[
         created_at=row["created_at"] or "",
         nests_in=row["nests_in"],
         evaluations=evaluations,
+        scores=unpack_scores(row["scores"]),
+        cut=row["cut"] or "",
     )
 
 

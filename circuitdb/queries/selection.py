@@ -36,6 +36,7 @@ class RunInfo:
     n_nodes: int
     n_edges: int
     created_at: str
+    cut: str | None = None  # the rule a circuit was cut from a score list by
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -149,7 +150,8 @@ def _check_ambiguous(chosen: list[RunInfo], selection: Selection) -> None:
 def label_of(run: RunInfo) -> str:
     """A full human label: model/task@threshold (method)."""
     threshold = "" if run.threshold is None else f"@{run.threshold:g}"
-    return f"{run.model}/{run.task}{threshold} ({run.method})"
+    cut = f" [{run.cut}]" if run.cut else ""
+    return f"{run.model}/{run.task}{threshold} ({run.method}){cut}"
 
 
 def labels(runs: list[RunInfo]) -> list[str]:
@@ -162,6 +164,7 @@ def labels(runs: list[RunInfo]) -> list[str]:
         ("method", str),
         ("ablation", str),
         ("metric", str),
+        ("cut", lambda c: c or "all scores"),
     ):
         if len({getattr(r, attr) for r in runs}) > 1:
             parts.append((attr, fmt))

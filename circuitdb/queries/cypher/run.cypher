@@ -7,6 +7,7 @@ RETURN r.id AS id, r.method AS method, r.ablation AS ablation, r.metric AS metri
        r.faithfulness_normalised AS faithfulness_normalised, r.edge_faithfulness AS edge_faithfulness, r.kl AS kl,
        r.accuracy AS accuracy, r.cpr AS cpr, r.cmd AS cmd, r.params AS params,
        r.dataset_hash AS dataset_hash, r.seed AS seed, r.versions AS versions, r.created_at AS created_at,
+       r.scores AS scores, r.cut AS cut,
        m.id AS model, m.n_layers AS n_layers, m.n_heads AS n_heads, m.d_model AS d_model, m.source AS source,
        t.id AS task, t.family AS family, t.description AS description, t.n_prompts AS n_prompts,
        p.id AS nests_in
