@@ -48,7 +48,7 @@ from circuitdb.store.base import Store, open_store
 IMPORT_METHODS = {"seqcont": "prune", "eap-ig": "eap-ig", "mib": "eap-ig", "auto-circuit": "auto-circuit", "acdc": "acdc",
                   "circuit-tracer": "circuit-tracer"}  # the method a file's runs get unless told
 IMPORT_KINDS = (*IMPORT_METHODS, "json")
-EXPORT_FORMATS = ("eap-ig", "mib")
+EXPORT_FORMATS = ("eap-ig", "mib", "neuronpedia")
 IMPORT_ROWS = 200_000  # memberships + edges per batch of an import: bounds its memory (and a Kuzu transaction)
 
 
@@ -253,17 +253,18 @@ class Catalog:
 
         return RunDetail(run_to_dict(self.run(run_id)))
 
-    def shared(self, selection: Selection, edges: bool = False) -> Shared:
-        """Components (edges) present in every selected run, with mean and min score (weight)."""
+    def shared(self, selection: Selection, edges: bool = False, by_position: bool = True) -> Shared:
+        """Components (edges) present in every selected run, with mean and min score (weight); a component is its name
+        and token position, or its name alone unless `by_position` (as in venn, diff and similarity)."""
         runs = self.select(selection)
-        return Shared(runs, shared(self.store, runs, edges), edges)
+        return Shared(runs, shared(self.store, runs, edges, by_position), edges, by_position)
 
-    def venn(self, selection: Selection, edges: bool = False, plot: Path | None = None) -> Venn:
+    def venn(self, selection: Selection, edges: bool = False, plot: Path | None = None, by_position: bool = True) -> Venn:
         """Venn regions of 2-4 runs, an UpSet table past that; `plot` draws it (.png/.svg)."""
         if plot:
             check_output(plot)
         runs = self.select(selection, minimum=2)
-        result = Venn(runs, labels(runs), venn(self.store, runs, edges), edges)
+        result = Venn(runs, labels(runs), venn(self.store, runs, edges, by_position), edges, by_position)
         if plot:
             from circuitdb.analysis.plots import venn_plot
 
@@ -271,13 +272,13 @@ class Catalog:
                 venn_plot(result.labels, result.regions, plot, "edges" if edges else "components")
         return result
 
-    def diff(self, selection: Selection, edges: bool = False) -> Diff:
+    def diff(self, selection: Selection, edges: bool = False, by_position: bool = True) -> Diff:
         """Only in A, only in B and in both, for the two selected runs in the order asked."""
         a, b = self.select(selection, minimum=2, maximum=2)
-        return Diff(a, b, diff(self.store, a, b, edges), edges)
+        return Diff(a, b, diff(self.store, a, b, edges, by_position), edges, by_position)
 
     def similarity(self, selection: Selection | None = None, edges: bool = False, weighted: bool = False,
-                   plot: Path | None = None) -> Similarity:
+                   plot: Path | None = None, by_position: bool = True) -> Similarity:
         """Jaccard matrix over the selected runs (all when none is given); `plot` draws the heatmap."""
         if plot:
             check_output(plot)
@@ -285,7 +286,8 @@ class Catalog:
         if not runs:
             raise CircuitdbError("the catalog has no runs")
         every = selection is None or selection == Selection()
-        result = Similarity(runs, similarity(self.store, runs, edges, weighted, every), edges, weighted)
+        result = Similarity(runs, similarity(self.store, runs, edges, weighted, every, by_position), edges, weighted,
+                            by_position)
         if plot:
             from circuitdb.analysis.plots import heatmap
 
@@ -321,7 +323,8 @@ class Catalog:
                fmt: str | None = None) -> Written:
         """The selected runs as circuitdb JSON (.json), memberships (.csv) or a picture of 1-3 runs
         (.dot/.gv/.svg/.png/.pdf; `only_shared` keeps what all share, `top` each run's N strongest components); or in
-        another tool's format `fmt`: `eap-ig` (one run, EAP-IG's full-graph JSON) or `mib` (a submission folder)."""
+        another tool's format `fmt`: `eap-ig` (one run, EAP-IG's full-graph JSON), `mib` (a submission folder) or
+        `neuronpedia` (one run of features, errors, embeddings and logits: an attribution graph)."""
         from circuitdb.analysis.circuit_graph import PICTURE_SUFFIXES, overlap_graph, strongest, to_dot, write_picture
         from circuitdb.analysis.tables import write_table
 
@@ -373,10 +376,12 @@ class Catalog:
             runs = self.select(selection)
             files = eapig.write_mib([fetch_run(self.store, r.id) for r in runs], path)
             return Written(f"wrote {len(files)} files under {path}", len(runs), {"path": str(path)})
+        from circuitdb.ingest.neuronpedia import neuronpedia_graph
+
         check_output(path)
         (info,) = self.select(selection, maximum=1)
         run = fetch_run(self.store, info.id)
-        text = json.dumps(eapig.eapig_graph(run))
+        text = json.dumps(eapig.eapig_graph(run) if fmt == "eap-ig" else neuronpedia_graph(run))
         with writing(path):
             path.write_text(text)
         return Written(f"wrote {path}", 1, {"path": str(path)})

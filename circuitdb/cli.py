@@ -153,35 +153,41 @@ def show(run_id: str, store: str | None, fmt: str | None) -> None:
 @main.command()
 @selection_options
 @click.option("--edges", is_flag=True, help="Shared edges instead of components.")
+@click.option("--by-position/--by-name", default=True,
+              help="Components are the same by name and token position (default), or by name alone.")
 @store_option
 @output_options
-def shared(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
+def shared(store: str | None, fmt: str | None, edges: bool, by_position: bool, **kw: Any) -> None:
     """Components (or edges) present in every selected run."""
     with open_catalog(store, read_only=True) as catalog:
-        render(catalog.shared(selection(**kw), edges), fmt)
+        render(catalog.shared(selection(**kw), edges, by_position), fmt)
 
 
 @main.command()
 @selection_options
 @click.option("--edges", is_flag=True, help="Regions of edges instead of components.")
 @click.option("-o", "--output", "plot", type=PATH, help="Venn/UpSet plot (.png/.svg).")
+@click.option("--by-position/--by-name", default=True,
+              help="Components are the same by name and token position (default), or by name alone.")
 @store_option
 @output_options
-def venn(store: str | None, fmt: str | None, edges: bool, plot: Path | None, **kw: Any) -> None:
+def venn(store: str | None, fmt: str | None, edges: bool, plot: Path | None, by_position: bool, **kw: Any) -> None:
     """Venn regions (count and members) of 2-4 runs; an UpSet table for more."""
     with open_catalog(store, read_only=True) as catalog:
-        render(catalog.venn(selection(**kw), edges, plot), fmt)
+        render(catalog.venn(selection(**kw), edges, plot, by_position), fmt)
 
 
 @main.command()
 @selection_options
 @click.option("--edges", is_flag=True, help="Diff edges instead of components.")
+@click.option("--by-position/--by-name", default=True,
+              help="Components are the same by name and token position (default), or by name alone.")
 @store_option
 @output_options
-def diff(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
+def diff(store: str | None, fmt: str | None, edges: bool, by_position: bool, **kw: Any) -> None:
     """Only in A, only in B, in both (A and B are the two selected runs, in the order given)."""
     with open_catalog(store, read_only=True) as catalog:
-        render(catalog.diff(selection(**kw), edges), fmt)
+        render(catalog.diff(selection(**kw), edges, by_position), fmt)
 
 
 @main.command()
@@ -189,12 +195,15 @@ def diff(store: str | None, fmt: str | None, edges: bool, **kw: Any) -> None:
 @click.option("--edges", is_flag=True, help="Jaccard of edge sets instead of component sets.")
 @click.option("--weighted", is_flag=True, help="Weighted Jaccard: sum of min |score| / sum of max |score|.")
 @click.option("-o", "--output", "plot", type=PATH, help="Heatmap (.png/.svg).")
+@click.option("--by-position/--by-name", default=True,
+              help="Components are the same by name and token position (default), or by name alone.")
 @store_option
 @output_options
-def similarity(store: str | None, fmt: str | None, edges: bool, weighted: bool, plot: Path | None, **kw: Any) -> None:
+def similarity(store: str | None, fmt: str | None, edges: bool, weighted: bool, plot: Path | None, by_position: bool,
+               **kw: Any) -> None:
     """Jaccard similarity matrix over the selected runs (all runs when nothing is selected)."""
     with open_catalog(store, read_only=True) as catalog:
-        render(catalog.similarity(selection(**kw), edges, weighted, plot), fmt)
+        render(catalog.similarity(selection(**kw), edges, weighted, plot, by_position), fmt)
 
 
 @main.command()
@@ -227,7 +236,8 @@ def ladder(model: str, task: str, methods: tuple[str, ...], store: str | None, f
 @click.option("--only-shared", is_flag=True, help="Picture only what all selected runs share.")
 @click.option("--top", type=AT_LEAST_1, default=None, help="Picture only each run's N strongest components (by |score|).")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
-              help="Another tool's format: eap-ig (one run: EAP-IG's full-graph JSON), mib (a submission folder).")
+              help="Another tool's format: eap-ig (one run: EAP-IG's full-graph JSON), mib (a submission folder), "
+              "neuronpedia (one run: an attribution graph).")
 @store_option
 def export(store: str | None, path: Path, only_shared: bool, top: int | None, fmt: str | None, **kw: Any) -> None:
     """Export the selected runs as a Graphviz picture, circuitdb JSON, a CSV table, or another tool's format."""

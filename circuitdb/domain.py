@@ -13,7 +13,7 @@ import math
 import re
 import unicodedata
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -30,12 +30,18 @@ class Component:
 
     kind: str
     layer: int | None = None
-    index: int | None = None
+    index: int | None = None  # a head's, neuron's or feature's; the token of a logit node (`logits/464`)
     dictionary: str = ""
+    position: int | None = None  # the token position, where the source is per position (attribution graphs)
 
     @property
     def name(self) -> str:
-        """The canonical EAP-IG/MIB spelling."""
+        """The canonical EAP-IG/MIB spelling, with `@<position>` where there is one."""
+        return self.base if self.position is None else f"{self.base}@{self.position}"
+
+    @property
+    def base(self) -> str:
+        """The name without its position: what a comparison by name alone matches."""
         if self.kind == "head":
             return f"a{self.layer}.h{self.index}"
         if self.kind == "mlp":
@@ -46,14 +52,23 @@ class Component:
             return f"f{self.dictionary}/{self.index}"
         if self.kind == "error":
             return f"f{self.dictionary}/err"
+        if self.kind == "logits" and self.index is not None:
+            return f"logits/{self.index}"
         return "input" if self.kind == "embed" else "logits"
 
     def sort_key(self) -> tuple:
-        """Forward order: input, then per layer heads, MLP, neurons, features; logits last."""
+        """Forward order: input, then per layer heads, MLP, neurons, features; logits last; by position within each."""
         rank = {"embed": (-1, 0), "logits": (10**9, 0)}.get(self.kind)
         if rank is None:
             rank = (self.layer if self.layer is not None else 10**8, KINDS.index(self.kind))
-        return (*rank, self.dictionary, self.index if self.index is not None else -1)
+        return (*rank, self.dictionary, self.index if self.index is not None else -1,
+                self.position if self.position is not None else -1)
+
+    def row(self, model: str) -> dict:
+        """The Component node's properties in `model`'s catalog."""
+        return {"id": component_id(model, self.name), "model_id": model, "name": self.name, "kind": self.kind,
+                "layer": self.layer, "index": self.index, "dictionary": self.dictionary or None,
+                "position": self.position, "base": self.base}
 
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -67,6 +82,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(?:m|mlp\s*|mlp_?)(\d+)$"), "mlp"),
 ]
 _FEATURE = re.compile(r"^f([A-Za-z0-9_.\-]+)/(\d+|err)$")
+_POSITION = re.compile(r"^(.+?)\s*@\s*(\d+)$")
+_LOGIT = re.compile(r"^logits/(\d+)$")
 
 
 def dictionary_layer(dictionary: str) -> int | None:
@@ -103,7 +120,14 @@ def _parse_name(text: str) -> Component:
 
 
 def _parse_raw(raw: str) -> Component | None:
-    """The component `raw` (stripped) spells, or None."""
+    """The component `raw` (stripped) spells, or None; `NAME@POSITION` is NAME at a token position."""
+    positioned = _POSITION.match(raw)
+    if positioned:
+        found = _parse_raw(positioned.group(1))
+        return None if found is None else replace(found, position=int(positioned.group(2)))
+    logit = _LOGIT.match(raw.lower())
+    if logit:
+        return Component("logits", index=int(logit.group(1)))
     feature = _FEATURE.match(raw)
     if feature:
         dictionary, index = feature.groups()
@@ -388,6 +412,8 @@ class Run:
             component = parse_component(name)
             if max(component.layer or 0, component.index or 0) > INT64_MAX:
                 raise CircuitdbError(f"component {_short(name)}: a layer or index beyond 2**63 - 1 cannot be stored")
+            if (component.position or 0) > INT64_MAX:
+                raise CircuitdbError(f"component {_short(name)}: a position beyond 2**63 - 1 cannot be stored")
             problem = self.model.lacks(component)
             if problem:
                 raise CircuitdbError(f"component {problem}")

@@ -39,7 +39,8 @@ class Index:
 
 # properties added since the first catalogs: an older embedded file gains them on its next writable open
 ADDED = {"Run": {"direction": "STRING", "faithfulness_normalised": "DOUBLE", "edge_faithfulness": "DOUBLE", "kl": "DOUBLE",
-                 "accuracy": "DOUBLE", "cpr": "DOUBLE", "cmd": "DOUBLE", "scores": "STRING", "cut": "STRING"}}
+                 "accuracy": "DOUBLE", "cpr": "DOUBLE", "cmd": "DOUBLE", "scores": "STRING", "cut": "STRING"},
+         "Component": {"position": "INT64", "base": "STRING"}}
 
 NODES = {
     n.label: n
@@ -53,7 +54,7 @@ NODES = {
                           "params": "STRING", "dataset_hash": "STRING", "seed": "INT64", "versions": "STRING",
                           "created_at": "STRING", **ADDED["Run"]}, "run_id"),
         NodeTable("Component", {"id": "STRING", "model_id": "STRING", "name": "STRING", "kind": "STRING", "layer": "INT64",
-                                "index": "INT64", "dictionary": "STRING"}, "component_id"),
+                                "index": "INT64", "dictionary": "STRING", **ADDED["Component"]}, "component_id"),
         NodeTable("SteeringVector", {"id": "STRING", "model_id": "STRING", "name": "STRING", "layer": "INT64",
                                      "description": "STRING", "dim": "INT64", "norm": "DOUBLE", "vector": "STRING"},
                   "steering_id"),

@@ -211,3 +211,135 @@ def test_eapig_json_and_pt_hold_the_same_run_and_export_round_trips(catalog: Cat
     (again,) = catalog.import_file("eap-ig", out, model="toy", task="digits", method="again")
     back = catalog.run(again.id)
     assert (back.components, back.edges, back.scores) == (a.components, a.edges, a.scores)
+
+
+TRACER = Path(__file__).parent / "data" / "neuronpedia" / "circuit-tracer-example.json"
+
+
+def neuronpedia_valid(graph: dict) -> bool:
+    """Whether Neuronpedia's published schema (draft-07) accepts the graph, as its uploader checks it."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parents[1] / "circuitdb" / "ingest" / "schemas" /
+                         "neuronpedia-graph.schema.json").read_text())
+    return jsonschema.Draft7Validator(schema).is_valid(graph)
+
+
+def test_circuit_tracer_graphs_keep_positions_and_export_back_exactly(catalog: Catalog, tmp_path: Path) -> None:
+    """A graph as circuit-tracer's own models write it: nodes per position (features, an error, embeddings, a logit),
+    links as weighted edges; exported, it is the same graph and Neuronpedia's schema accepts it; the same features at
+    other positions are other components unless compared by name."""
+    original = json.loads(TRACER.read_text())
+    (info,) = catalog.import_file("circuit-tracer", TRACER, model="toy", task="cat")
+    run = catalog.run(info.id)
+    assert set(run.components) == {"input@0", "input@1", "ftc0/1234@1", "ftc1/42@1", "ftc1/err@1", "logits/3290@1"}
+    assert {(e.sender, e.receiver): e.weight for e in run.edges} == {
+        ("input@1", "ftc0/1234@1"): 4.1, ("input@0", "ftc1/42@1"): 0.7, ("ftc0/1234@1", "ftc1/42@1"): 2.3,
+        ("ftc1/42@1", "logits/3290@1"): 1.9, ("ftc1/err@1", "logits/3290@1"): -0.4}
+    assert run.components["ftc0/1234@1"] == 0.61  # influence
+    out = tmp_path / "graph.json"
+    catalog.export(Selection(run_ids=(info.id,)), out, fmt="neuronpedia")
+    written = json.loads(out.read_text())
+    assert written == original and neuronpedia_valid(written)
+
+    moved = json.loads(TRACER.read_text())
+    for node in moved["nodes"]:
+        node["ctx_idx"] += 1
+        node["node_id"] = node["node_id"].rsplit("_", 1)[0] + f"_{node['ctx_idx']}"
+    for link in moved["links"]:
+        for end in ("source", "target"):
+            link[end] = link[end].rsplit("_", 1)[0] + "_" + str(int(link[end].rsplit("_", 1)[1]) + 1)
+    (shifted,) = catalog.import_file("circuit-tracer", write(tmp_path / "moved.json", moved), model="toy", task="cat",
+                                     method="shifted")
+    pair = Selection(run_ids=(info.id, shifted.id))
+    assert list(catalog.shared(pair).members["component"]) == ["input@1"]  # the first token, moved, is at 1
+    by_name = catalog.shared(pair, by_position=False).members
+    assert set(by_name["component"]) == {"input", "ftc0/1234", "ftc1/42", "ftc1/err", "logits/3290"}
+    assert catalog.similarity(pair, by_position=False).matrix.to_numpy().min() == 1.0
+    assert catalog.similarity(pair).matrix.to_numpy()[0, 1] < 1.0
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda g: g["nodes"][2].pop("ctx_idx"), r"graph.json:\d+: not a Neuronpedia graph: nodes\[2\]: 'ctx_idx' is a required"),
+    (lambda g: g["links"].append({"source": "9_9_9", "target": "1_42_1", "weight": 1}), "names node '9_9_9'"),
+    (lambda g: g["nodes"].append(dict(g["nodes"][2])), "node_id '0_1234_1' names two nodes"),
+    (lambda g: g["nodes"][2].update(feature_type="lorsa"), "feature_type 'lorsa' is not read"),
+    (lambda g: g.pop("qParams"), "'qParams' is a required property"),
+])
+def test_bad_attribution_graphs_name_the_problem_and_write_nothing(tmp_path: Path, change, message: str) -> None:
+    graph = json.loads(TRACER.read_text())
+    change(graph)
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+        with pytest.raises(CircuitdbError, match=message):
+            catalog.import_file("circuit-tracer", write(tmp_path / "graph.json", graph), model="toy", task="cat")
+        assert len(catalog.runs()) == 0
+
+
+def auto_circuit_file(graph: dict, path: Path) -> Path:
+    """PruneScores as auto-circuit lays them out: per dest module a tensor [head, source] (q/k/v inputs) or [source]
+    (MLP input, last residual), sources in its order (Resid Start, per layer A{L}.0.. then MLP {L})."""
+    import torch
+
+    layers, heads = graph["cfg"]["n_layers"], graph["cfg"]["n_heads"]
+    sources = ["input"] + [n for layer in range(layers) for n in [*(f"a{layer}.h{h}" for h in range(heads)), f"m{layer}"]]
+    scores = {}
+    for layer in range(layers):
+        before = 1 + layer * (heads + 1)
+        for x in "qkv":
+            scores[f"blocks.{layer}.hook_{x}_input"] = torch.tensor(
+                [[graph["edges"][f"{s}->a{layer}.h{h}<{x}>"]["score"] for s in sources[:before]] for h in range(heads)])
+        scores[f"blocks.{layer}.hook_mlp_in"] = torch.tensor(
+            [graph["edges"][f"{s}->m{layer}"]["score"] for s in sources[:before + heads]])
+    scores[f"blocks.{layers - 1}.hook_resid_post"] = torch.tensor([graph["edges"][f"{s}->logits"]["score"] for s in sources])
+    torch.save(scores, path)
+    return path
+
+
+def acdc_subgraph(graph: dict, path: Path) -> Path:
+    """ACDC's save_subgraph of the graph's in-graph edges (hook names and TorchIndex tuples as ACDC spells them)."""
+    import torch
+
+    layers = graph["cfg"]["n_layers"]
+
+    def hook(name: str, role: str) -> tuple:
+        """ACDC's hook and index of a node sending (`role` "out") or receiving (q, k, v or "in")."""
+        if name in ("input", "logits"):
+            return ("blocks.0.hook_resid_pre" if name == "input" else f"blocks.{layers - 1}.hook_resid_post"), (None,)
+        if name.startswith("m"):
+            return f"blocks.{name[1:]}.hook_{'mlp_out' if role == 'out' else 'mlp_in'}", (None,)
+        layer, head = name[1:].split(".h")
+        return (f"blocks.{layer}.attn.hook_result" if role == "out" else f"blocks.{layer}.hook_{role}_input"), \
+            (None, None, int(head))
+
+    subgraph = {}
+    for name, edge in graph["edges"].items():
+        sender, receiver = name.split("->")
+        receiver, role = (receiver[:-3], receiver[-2]) if receiver.endswith(">") else (receiver, "in")
+        subgraph[(*hook(receiver, role), *hook(sender, "out"))] = edge["in_graph"]
+    torch.save(subgraph, path)
+    return path
+
+
+def test_one_circuit_through_every_format_is_the_same_circuit(catalog: Catalog, tmp_path: Path) -> None:
+    """The same toy circuit as an EAP-IG .json and .pt, a MIB folder, an ACDC subgraph, auto-circuit scores cut at the
+    circuit's size, and circuitdb's own export: edge and component similarity 1.0 across all of them."""
+    graph = scored_graph(seed=5, in_graph=0.0)
+    top = ranked(graph["edges"])[:12]
+    for name in top:
+        graph["edges"][name]["in_graph"] = True
+    kept = {end for name in top for end in name.split("<")[0].split("->")}
+    for name, node in graph["nodes"].items():
+        node["in_graph"] = name in kept
+    (mib := tmp_path / "mib" / "digits_toy").mkdir(parents=True)
+    imports = [("eap-ig", write(tmp_path / "g.json", graph)), ("eap-ig", eapig_pt(graph, tmp_path / "g.pt")),
+               ("mib", write(mib / "importances.json", graph).parents[1]), ("acdc", acdc_subgraph(graph, tmp_path / "s.pth")),
+               ("auto-circuit", auto_circuit_file(graph, tmp_path / "ac.pt"))]
+    ids = []
+    for k, (kind, path) in enumerate(imports):
+        meta = {} if kind == "mib" else {"model": "toy", "task": "digits"}
+        runs = catalog.import_file(kind, path, method=f"{kind}-{k}", top_n=12, **meta)
+        ids += [r.id for r in runs if r.n_edges]  # the circuits: in-graph edges, or the cut of a score list
+    assert len(ids) == 8  # json, pt, mib: the file's circuit and its cut; acdc: the circuit; auto-circuit: the cut
+    for edges in (True, False):
+        matrix = catalog.similarity(Selection(run_ids=tuple(ids)), edges=edges).matrix.to_numpy()
+        assert matrix.min() == 1.0, (edges, matrix)

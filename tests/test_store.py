@@ -277,3 +277,36 @@ def test_a_run_nesting_in_a_run_not_in_the_catalog_writes_nothing(catalog: Catal
     with pytest.raises(StoreError, match="nests in run nosuch, which is not in the catalog"):
         catalog.add(run)
     assert set(counts(catalog).values()) == {0}
+
+
+def test_a_batch_whose_first_run_has_no_edges_keeps_the_edges_of_the_next(catalog: Catalog) -> None:
+    """A run of scores only (no members, no edges) written in one batch before a circuit: the circuit's members and
+    edges are all stored (Kuzu dropped the rows after an empty first chunk of a COPY)."""
+    model, task = Model("toy", 2, 4), Task("digits")
+    scores_only = Run(model, task, "eap", scores={"input->m0": 1.0, "a0.h1->m0": -2.0})
+    circuit = Run(model, task, "eap-ig", components={"input": None, "m0": 0.5, "a0.h1": None},
+                  edges=[Edge("input", "m0", 1.0), Edge("a0.h1", "m0", -2.0)])
+    catalog.add([scores_only, circuit])
+    stored = catalog.run(circuit.id)
+    assert (stored.components, sorted(e.key for e in stored.edges)) == (circuit.components, sorted(e.key for e in circuit.edges))
+    assert catalog.run(scores_only.id).scores == scores_only.scores
+
+
+def test_runs_added_and_deleted_over_and_over_leave_a_working_file(tmp_path: Path) -> None:
+    """Add, delete, add, delete ... on the embedded store, in a child process (Kuzu 0.11.3 crashed with a segfault on
+    the third delete, which would take the test session with it): every cycle finishes and the file stays readable."""
+    code = (
+        "import sys\n"
+        "from circuitdb import Catalog, Edge, Model, Run, Task\n"
+        "with Catalog(sys.argv[1]) as catalog:\n"
+        "    for k in range(5):\n"
+        "        run = Run(Model('toy', 2, 4), Task('digits'), f'm{k % 2}', components={'a0.h1': 0.5, 'm1': None},\n"
+        "                  edges=[Edge('a0.h1', 'm1', 1.0)])\n"
+        "        catalog.add(run)\n"
+        "        catalog.delete(run.id)\n"
+        "    catalog.add(run)\n"
+        "    print(len(catalog.runs()), len(catalog.run(run.id).edges))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, f"kuzu:{tmp_path / 'c.kuzu'}"], capture_output=True, text=True,
+                          timeout=300)
+    assert (done.returncode, done.stdout.split()) == (0, ["1", "1"]), done.stderr[-2000:]

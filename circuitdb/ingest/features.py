@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from circuitdb.domain import Relation, SteeringVector, check_int, check_name, component_id, parse_component
+from circuitdb.domain import Relation, SteeringVector, check_int, check_name, parse_component
 from circuitdb.errors import CircuitdbError
 
 LINK_KINDS = ("DECOMPOSES_INTO", "SHIFTS")
@@ -49,9 +49,7 @@ def _prop(key: str, value: object, name: str) -> object:
 
 def _component(model: str, name: str) -> dict:
     """The Component row of a (canonicalised) name in `model`."""
-    c = parse_component(name)
-    return {"id": component_id(model, c.name), "model_id": model, "name": c.name, "kind": c.kind, "layer": c.layer,
-            "index": c.index, "dictionary": c.dictionary or None}
+    return parse_component(name).row(model)
 
 
 def _unique(rows: list[dict]) -> list[dict]:

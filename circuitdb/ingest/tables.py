@@ -49,6 +49,8 @@ def run_tables(run: Run) -> RunTables:
             "layer": [c.layer for c in parsed],
             "index": [c.index for c in parsed],
             "dictionary": [c.dictionary for c in parsed],
+            "position": [c.position for c in parsed],
+            "base": [c.base for c in parsed],
         },
         schema=COMPONENT_SCHEMA,
     )

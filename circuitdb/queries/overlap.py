@@ -42,24 +42,25 @@ def _frame(rows: list[dict], columns: list[str], edges: bool) -> pd.DataFrame:
     return sort_frame(frame, edges)
 
 
-def shared(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFrame:
-    """Components (or edges) present in every run; mean and min score (weight) over the runs."""
+def shared(store: Store, runs: list[RunInfo], edges: bool = False, by_position: bool = True) -> pd.DataFrame:
+    """Components (or edges) present in every run; mean and min score (weight) over the runs. A component is its name
+    and token position, or its name alone unless `by_position` (so does each end of an edge)."""
     ids = [r.id for r in runs]
     if edges:
-        rows = run_query(store, "shared_edges", run_ids=ids, n=len(ids))
+        rows = run_query(store, "shared_edges", run_ids=ids, n=len(ids), by_position=by_position)
         return _frame(rows, [*EDGE_KEY, "mean_weight", "min_weight"], True)
-    rows = run_query(store, "shared", run_ids=ids, n=len(ids))
+    rows = run_query(store, "shared", run_ids=ids, n=len(ids), by_position=by_position)
     return _frame(rows, ["component", "kind", "layer", "mean_score", "min_score"], False)
 
 
-def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFrame:
+def venn(store: Store, runs: list[RunInfo], edges: bool = False, by_position: bool = True) -> pd.DataFrame:
     """Which members fall in which region of the runs' Venn diagram: region (bitmask, bit i = run i), sets, count,
     members; every region for 2-4 runs, the non-empty ones by size (an UpSet table) past that."""
     if len(runs) < 2:
         raise CircuitdbError("venn needs at least 2 runs")
     bit = {r.id: 1 << i for i, r in enumerate(runs)}
     names = labels(runs)
-    rows = run_query(store, "venn_edges" if edges else "venn", run_ids=list(bit))
+    rows = run_query(store, "venn_edges" if edges else "venn", run_ids=list(bit), by_position=by_position)
     members: dict[int, list] = {}
     for row in rows:
         mask = sum(bit[r] for r in set(row["runs"]))
@@ -84,9 +85,9 @@ def venn(store: Store, runs: list[RunInfo], edges: bool = False) -> pd.DataFrame
     return frame
 
 
-def diff(store: Store, run_a: RunInfo, run_b: RunInfo, edges: bool = False) -> pd.DataFrame:
+def diff(store: Store, run_a: RunInfo, run_b: RunInfo, edges: bool = False, by_position: bool = True) -> pd.DataFrame:
     """Members only in A, only in B, and in both, with each side's score (weight) and the delta B - A."""
-    params = {"run_a": run_a.id, "run_b": run_b.id}
+    params = {"run_a": run_a.id, "run_b": run_b.id, "by_position": by_position}
     value = "weight" if edges else "score"
     key = EDGE_KEY if edges else ["component", "kind", "layer"]
     rows = run_query(store, "diff_edges" if edges else "diff", **params)

@@ -100,6 +100,11 @@ class RunDetail(Result):
         return out
 
 
+def identity(by_position: bool) -> str:
+    """What makes two components the same in a comparison, as results say it."""
+    return "by name and position" if by_position else "by name"
+
+
 @dataclass
 class Shared(Result):
     """Components (or edges) present in every selected run, with mean and min score."""
@@ -107,12 +112,14 @@ class Shared(Result):
     runs: list[RunInfo]
     members: pd.DataFrame
     edges: bool = False
+    by_position: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": plain([r.as_dict() for r in self.runs]), "edges" if self.edges else "components": records(self.members)}
+        return {"runs": plain([r.as_dict() for r in self.runs]), "identity": identity(self.by_position),
+                "edges" if self.edges else "components": records(self.members)}
 
     def tables(self) -> list[Table]:
-        return [(f"shared by {runs_title(self.runs)}: {len(self.members)}", self.members)]
+        return [(f"shared by {runs_title(self.runs)}: {len(self.members)} ({identity(self.by_position)})", self.members)]
 
 
 @dataclass
@@ -123,6 +130,7 @@ class Venn(Result):
     labels: list[str]
     regions: pd.DataFrame  # region (bitmask over runs, bit i = run i), sets, count, members
     edges: bool
+    by_position: bool = True
 
     @property
     def upset(self) -> bool:
@@ -132,11 +140,13 @@ class Venn(Result):
         return {
             "runs": [{"id": r.id, "label": lab} for r, lab in zip(self.runs, self.labels)],
             "kind": "edges" if self.edges else "components",
+            "identity": identity(self.by_position),
             "regions": records(self.regions),
         }
 
     def tables(self) -> list[Table]:
-        return [(("UpSet" if self.upset else "Venn") + f": {', '.join(self.labels)}", self.regions)]
+        return [(("UpSet" if self.upset else "Venn") + f": {', '.join(self.labels)} ({identity(self.by_position)})",
+                 self.regions)]
 
 
 @dataclass
@@ -147,12 +157,14 @@ class Diff(Result):
     b: RunInfo
     rows: pd.DataFrame
     edges: bool = False
+    by_position: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": plain(self.a.as_dict()), "b": plain(self.b.as_dict()), "rows": records(self.rows)}
+        return {"a": plain(self.a.as_dict()), "b": plain(self.b.as_dict()), "identity": identity(self.by_position),
+                "rows": records(self.rows)}
 
     def tables(self) -> list[Table]:
-        return [(f"A = {label_of(self.a)}   B = {label_of(self.b)}", self.rows)]
+        return [(f"A = {label_of(self.a)}   B = {label_of(self.b)}   ({identity(self.by_position)})", self.rows)]
 
 
 @dataclass
@@ -163,14 +175,16 @@ class Similarity(Result):
     matrix: pd.DataFrame
     edges: bool = False
     weighted: bool = False
+    by_position: bool = True
 
     @property
     def title(self) -> str:
-        return ("weighted " if self.weighted else "") + "Jaccard of " + ("edges" if self.edges else "components")
+        return (("weighted " if self.weighted else "") + "Jaccard of " + ("edges" if self.edges else "components") +
+                f" ({identity(self.by_position)})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"labels": list(self.matrix.index), "run_ids": [r.id for r in self.runs],
-                "matrix": plain(self.matrix.to_numpy().tolist())}
+                "identity": identity(self.by_position), "matrix": plain(self.matrix.to_numpy().tolist())}
 
     def tables(self) -> list[Table]:
         return [(self.title, self.matrix.reset_index(names=""))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from circuitdb.domain import parse_component
 from circuitdb.queries import run_query
 from circuitdb.queries.runs import batches
 from circuitdb.queries.selection import RunInfo, labels
@@ -20,10 +21,10 @@ DENSE_CELLS = 1 << 23  # cells of one dense block of the incidence matrix (32 MB
 
 
 def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted: bool = False,
-               every: bool = False) -> pd.DataFrame:
+               every: bool = False, by_position: bool = True) -> pd.DataFrame:
     """Square matrix indexed by run labels; weighted uses |score| (|weight| for edges), a missing score counting 1.
-    `every`: the runs are all the catalog holds."""
-    rows, items, weights = incidence(store, runs, edges, weighted, every)
+    `every`: the runs are all the catalog holds; unless `by_position`, components are matched by name alone."""
+    rows, items, weights = incidence(store, runs, edges, weighted, every, by_position)
     n = len(runs)
     size = np.bincount(rows, weights, minlength=n)
     shared = np.bincount(items)[items] > 1  # an item only one run holds is in no overlap
@@ -36,8 +37,8 @@ def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted:
     return pd.DataFrame(matrix, index=names, columns=names)
 
 
-def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool,
-              every: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool, every: bool = False,
+              by_position: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(run position, item code, weight) per membership (per edge; weight 1 unless `weighted`), fetched in batches of
     about ITEMS_PER_QUERY items. The store names items by its node numbers (an edge by its sender's, its receiver's
     and its input's): numbers arrive and are coded in bulk, where names would cost a string each. The edges of
@@ -60,12 +61,29 @@ def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool,
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     if edges:
         senders, receivers, inputs = (np.concatenate([k[c] for k in keys]) for c in range(3))
-        nodes = np.unique(np.concatenate([senders, receivers]), return_inverse=True)[1]
+        ends = np.concatenate([senders, receivers])
+        nodes = np.unique(ends if by_position else by_name(store, ends), return_inverse=True)[1]
         sender, receiver = nodes[: len(senders)], nodes[len(senders):]
         items = (sender * (int(nodes.max()) + 1) + receiver) * 4 + inputs
     else:
         items = np.concatenate([k[0] for k in keys])
-    return np.concatenate(rows), np.unique(items, return_inverse=True)[1].astype(np.int64), np.concatenate(weights)
+        items = items if by_position else np.unique(by_name(store, items), return_inverse=True)[1]
+    rows, weights = np.concatenate(rows), np.concatenate(weights)
+    items = np.unique(items, return_inverse=True)[1].astype(np.int64)
+    if by_position:
+        return rows, items, weights
+    # one item per run and name, however many positions it holds (weighted: the largest)
+    merged = pd.DataFrame({"row": rows, "item": items, "weight": weights}).groupby(["row", "item"], sort=False).max()
+    return (merged.index.get_level_values(0).to_numpy(np.int64), merged.index.get_level_values(1).to_numpy(np.int64),
+            merged["weight"].to_numpy(np.float64))
+
+
+def by_name(store: Store, nodes: np.ndarray) -> np.ndarray:
+    """Each component's node number as a code of its name without its position (equal names, equal codes)."""
+    numbers, where = np.unique(nodes, return_inverse=True)
+    names = {r["node"]: r["name"] for r in run_query(store, "component_names", nodes=numbers.tolist())}
+    bases = [parse_component(names[n]).base for n in numbers.tolist()]
+    return np.unique(bases, return_inverse=True)[1][where]
 
 
 def shared_count(rows: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:

@@ -132,10 +132,12 @@ class KuzuStore(SmallWrites):
         self._must_hold_catalog = False
 
     def _check_current(self) -> None:
-        """Refuse (once) to read a catalog written before the run columns of `schema.ADDED` or the Edge layout: a
+        """Refuse (once) to read a catalog written before the columns of `schema.ADDED` or the Edge layout: a
         read-only open cannot add them, and the queries name them."""
-        columns = {r["name"] for r in self._rows("CALL table_info('Run') RETURN name")}
-        missing = [f"run column {name}" for name in ADDED["Run"] if name not in columns] if columns else []
+        missing = []
+        for label, added in ADDED.items():
+            columns = {r["name"] for r in self._rows(f"CALL table_info('{label}') RETURN name")}
+            missing += [f"{label} column {name}" for name in added if name not in columns] if columns else []
         if self._old_layout():
             missing.append("the Edge node layout")
         if missing:
@@ -244,8 +246,10 @@ class KuzuStore(SmallWrites):
                 raise
 
     def _copy(self, table_name: str, table: pa.Table) -> None:
+        """COPY the rows, as one chunk per column: Kuzu 0.11.3 drops the rows after an empty chunk (a batch whose first
+        run has no edges, say, a run of scores only)."""
         if table.num_rows:
-            self._exec(f"COPY {table_name} FROM $rows", {"rows": table})
+            self._exec(f"COPY {table_name} FROM $rows", {"rows": table.combine_chunks()})
 
     def _copy_edges(self, label: str, edges: pa.Table, first: int) -> None:
         """Edge rows (`EDGE_SCHEMA`: from, to, run_id, weight, input) as Edge nodes numbered from `first`, with their
@@ -357,8 +361,11 @@ class KuzuStore(SmallWrites):
                              f"left unfinished in {self.path}\n")
 
     def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
-        """Steps in one transaction (no COPY, so a rollback is safe); the generator's result."""
+        """Steps in one transaction (no COPY, so a rollback is safe), after a checkpoint; the generator's result.
+        Kuzu 0.11.3 crashes (segfault) deleting relationships created since the last checkpoint once a few such
+        deletes have followed checkpoints (add, delete, add, delete, add, delete of runs); ladybug does not."""
         with signals_held(what):
+            self._exec("CHECKPOINT")
             self._exec("BEGIN TRANSACTION")
             try:
                 result = run_steps(make_steps(), self._rows)

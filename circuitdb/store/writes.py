@@ -48,9 +48,11 @@ CREATE_RUN = (
     f"MATCH (m:Model {{id: $model}}), (t:Task {{id: $task}}) CREATE (r:Run {{{_props(list(NODES['Run'].properties), '$')}}})"
     "-[:ON_MODEL]->(m), (r)-[:FOR_TASK]->(t)"
 )
+# components of relations and steering links (features of a dictionary: no token position, and a list of rows whose
+# positions are all null would reach Kuzu as text)
 MERGE_COMPONENTS = (
     "UNWIND $rows AS row MERGE (n:Component {id: row.id}) "
-    f"ON CREATE SET {_assign('n', list(NODES['Component'].properties)[1:], 'row.')}"
+    f"ON CREATE SET {_assign('n', [p for p in list(NODES['Component'].properties)[1:] if p != 'position'], 'row.')}"
 )
 CREATE_RELATES = (
     "UNWIND $rows AS row MATCH (a:Component {id: row.from}), (b:Component {id: row.to}) "

@@ -1,8 +1,9 @@
-// Components of run $run_a and run $run_b: membership in each and the score in each.
+// Components of run $run_a and run $run_b: membership in each and the score in each (the highest, by name alone when
+// not $by_position).
 MATCH (r:Run)-[i:INCLUDES]->(c:Component)
 WHERE r.id = $run_a OR r.id = $run_b
-RETURN c.name AS component, c.kind AS kind, c.layer AS layer,
-       sum(CASE WHEN r.id = $run_a THEN 1 ELSE 0 END) AS in_a,
-       sum(CASE WHEN r.id = $run_b THEN 1 ELSE 0 END) AS in_b,
+RETURN CASE WHEN $by_position THEN c.name ELSE coalesce(c.base, c.name) END AS component, c.kind AS kind, c.layer AS layer,
+       max(CASE WHEN r.id = $run_a THEN 1 ELSE 0 END) AS in_a,
+       max(CASE WHEN r.id = $run_b THEN 1 ELSE 0 END) AS in_b,
        max(CASE WHEN r.id = $run_a THEN i.score ELSE null END) AS score_a,
        max(CASE WHEN r.id = $run_b THEN i.score ELSE null END) AS score_b

@@ -1,4 +1,5 @@
-// For each component of any of the runs $run_ids: the runs that include it (its Venn region).
+// For each component of any of the runs $run_ids: the runs that include it (its Venn region); a component is its name
+// and position, or its name alone unless $by_position.
 MATCH (r:Run)-[:INCLUDES]->(c:Component)
 WHERE r.id IN $run_ids
-RETURN c.name AS component, c.kind AS kind, c.layer AS layer, collect(r.id) AS runs
+RETURN CASE WHEN $by_position THEN c.name ELSE coalesce(c.base, c.name) END AS component, c.kind AS kind, c.layer AS layer, collect(DISTINCT r.id) AS runs
