@@ -458,6 +458,28 @@ class Catalog:
         return Rows("rows", pd.DataFrame(rows), "performance of each circuit (rows) on each task's data (columns)",
                     extra=[("table", table)])
 
+    def measure(self, selection: Selection, n_prompts: int = 64, seed: int = 0, device: str = "cpu",
+                intervention: str = "patch", reporter: Reporter | None = None) -> Runs:
+        """Measure runs that hold a score list (imported score files) on their model and task: the faithfulness curve
+        of their edges ranked by |score|, CPR and CMD, and their in-graph edges' faithfulness; stored with each run."""
+        from circuitdb.discovery.devices import check_device
+        from circuitdb.discovery.spec import INTERVENTIONS
+
+        _at_least(n_prompts, 4, "--prompts")
+        check_int(seed, "--seed", None)
+        check_device(device)
+        if intervention not in INTERVENTIONS:
+            raise CircuitdbError(f"unknown intervention {intervention!r} (use {', '.join(INTERVENTIONS)})")
+        runs = [self.run(r.id) for r in self.select(selection)]
+        unscored = [r.id for r in runs if not r.scores]
+        if unscored:
+            raise CircuitdbError(f"run {unscored[0]} has no score list to measure (runs imported from score files keep "
+                                 "one; discovered runs are measured when they are found)")
+        self.store.release()  # others may use the file while the runs are measured
+        from circuitdb.discovery.jobs import measure_scores
+
+        return self._written(self.add(measure_scores(runs, n_prompts, seed, device, intervention, reporter)))
+
     def features_discover(self, model: str, saes: list[str], tasks: list[str], thresholds: list[float],
                           reporter: Reporter | None = None, **options: Any) -> Runs:
         """SAE feature circuits per task and threshold (options as `circuitdb features discover`), written as runs."""

@@ -353,6 +353,22 @@ def evaluate(store: str | None, fmt: str | None, on_tasks: tuple[str, ...], n_pr
 
 
 @main.command()
+@selection_options
+@click.option("--prompts", "n_prompts", type=PROMPTS, default=64, show_default=True, help="Prompts before filtering.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--intervention", default="patch", show_default=True,
+              help="How removed edges are replaced: patch (corrupted prompts' activations, as EAP-IG and MIB), mean, zero.")
+@click.option("--device", default="cpu", show_default=True)
+@store_option
+def measure(store: str | None, n_prompts: int, seed: int, intervention: str, device: str, **kw: Any) -> None:
+    """Measure imported score lists on their model and task: faithfulness curve, CPR, CMD (then `curve` draws it)."""
+    from circuitdb.progress import RichReporter
+
+    with open_catalog(store) as catalog, RichReporter() as reporter:
+        echo_runs("measured", catalog.measure(selection(**kw), n_prompts, seed, device, intervention, reporter))
+
+
+@main.command()
 @click.argument("path", type=PATH)
 @store_option
 def sweep(path: Path, store: str | None) -> None:

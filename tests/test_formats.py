@@ -35,6 +35,13 @@ def write(path: Path, data: dict) -> Path:
     return path
 
 
+def edge_key(name: str) -> tuple[str, str, str]:
+    """(sender, receiver, q/k/v) of `a0.h1->a1.h2<q>`."""
+    pair, _, qkv = name.partition("<")
+    sender, receiver = pair.split("->")
+    return sender, receiver, qkv.rstrip(">")
+
+
 def ranked(edges: dict, signed: bool = False) -> list[str]:
     return sorted(edges, key=lambda n: edges[n]["score"] if signed else abs(edges[n]["score"]), reverse=True)
 
@@ -343,3 +350,122 @@ def test_one_circuit_through_every_format_is_the_same_circuit(catalog: Catalog, 
     for edges in (True, False):
         matrix = catalog.similarity(Selection(run_ids=tuple(ids)), edges=edges).matrix.to_numpy()
         assert matrix.min() == 1.0, (edges, matrix)
+
+
+def test_an_imported_score_list_is_measured_on_its_model(tmp_path: Path, lm) -> None:
+    """`measure` scores an imported EAP-IG file's ranking on the toy model's digits: each point of the stored curve is
+    the normalised faithfulness of that share of the edges by |score|, as the independent evaluator (TransformerLens
+    hooks, a hook per receiver input) measures it; CPR and CMD are the trapezoid areas of that curve."""
+    import numpy as np
+    from independent import Independent
+
+    from circuitdb.discovery.tasks import build_task
+
+    graph = scored_graph(seed=7, in_graph=0.1)
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+        (info,) = catalog.import_file("eap-ig", write(tmp_path / "g.json", graph), model="toy", task="digits")
+        (measured,) = catalog.measure(Selection(run_ids=(info.id,)), n_prompts=24)
+        run = catalog.run(measured.id)
+        with pytest.raises(CircuitdbError, match="unknown intervention"):
+            catalog.measure(Selection(run_ids=(info.id,)), intervention="blur")
+    independent = Independent(lm.model, build_task("digits", lm, n_prompts=24), "patch")
+    order = [edge_key(n) for n in ranked(graph["edges"])]
+    empty = independent.faithfulness(set())
+    curve = run.params["curve"]
+    for percent, value in zip(curve["percent"], curve["faithfulness"]):
+        top = set(order[: max(1, round(percent / 100 * len(order)))])
+        assert value == pytest.approx((independent.faithfulness(top) - empty) / (1 - empty), abs=1e-4), percent
+    x, f = np.array(curve["percent"]) / 100, np.array(curve["faithfulness"])
+    assert run.cpr == pytest.approx(np.trapezoid(f, x), abs=1e-5)
+    assert run.cmd == pytest.approx(np.trapezoid(np.abs(1 - f), x), abs=1e-5)
+    assert run.edge_faithfulness == pytest.approx(
+        independent.faithfulness({(e.sender, e.receiver, e.input) for e in run.edges}), abs=1e-4)
+    assert run.scores and run.params["measured"]["intervention"] == "patch"
+
+
+def test_mib_folders_round_trip(catalog: Catalog, tmp_path: Path) -> None:
+    """A MIB submission written by `export --format mib`: a score run becomes {task}_{model}/importances.json, circuits
+    without scores up to 9 files; importing the folder gives back the same score list and the same circuits."""
+    (scored,) = catalog.import_file("eap-ig", write(tmp_path / "g.json", scored_graph(seed=11)), model="toy",
+                                    task="digits")
+    cuts = [catalog.cut(scored.id, top_n=n)[0] for n in (5, 10, 20)]
+    catalog.export(Selection(run_ids=(scored.id,)), tmp_path / "scores", fmt="mib")
+    catalog.export(Selection(run_ids=tuple(c.id for c in cuts)), tmp_path / "circuits", fmt="mib")
+    assert sorted(p.name for p in (tmp_path / "circuits" / "digits_toy").iterdir()) == [
+        "circuit-00.json", "circuit-01.json", "circuit-02.json"]
+    with Catalog(f"kuzu:{tmp_path / 'back.kuzu'}") as back:
+        (again,) = back.import_file("mib", tmp_path / "scores")
+        assert (again.model, again.task) == ("toy", "digits")
+        assert back.run(again.id).scores == catalog.run(scored.id).scores
+        circuits = back.import_file("mib", tmp_path / "circuits", method="mib-circuits")
+        assert sorted(r.n_edges for r in circuits) == [5, 10, 20]
+        want = sorted(sorted(e.key for e in catalog.run(c.id).edges) for c in cuts)
+        assert sorted(sorted(e.key for e in back.run(r.id).edges) for r in circuits) == want
+        with pytest.raises(CircuitdbError, match="one score file or only circuits"):
+            catalog.export(Selection(run_ids=(scored.id, cuts[0].id)), tmp_path / "mixed", fmt="mib")
+        assert not (tmp_path / "mixed").exists()
+
+
+def test_score_lists_cuts_and_positions_survive_circuitdbs_own_export(catalog: Catalog, tmp_path: Path) -> None:
+    (scored,) = catalog.import_file("eap-ig", write(tmp_path / "g.json", scored_graph()), model="toy", task="digits")
+    (cut,) = catalog.cut(scored.id, fraction=0.05)
+    (traced,) = catalog.import_file("circuit-tracer", TRACER, model="toy", task="cat")
+    path = tmp_path / "all.json"
+    catalog.export(Selection(), path)
+    with Catalog(f"kuzu:{tmp_path / 'back.kuzu'}") as back:
+        back.import_file("json", path)
+        for info in (scored, cut, traced):
+            a, b = catalog.run(info.id), back.run(info.id)
+            assert (a.components, a.edges, a.scores, a.cut, a.params) == (b.components, b.edges, b.scores, b.cut, b.params)
+
+
+def evil_pickle(path: Path) -> Path:
+    """A torch.save-style archive whose pickle calls os.system: what an unrestricted torch.load would run."""
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return os.system, ("touch " + str(path.parent / "pwned"),)
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x/data.pkl", pickle.dumps({"blocks.0.hook_mlp_in": Evil()}, protocol=2))
+    return path
+
+
+@pytest.mark.parametrize(("kind", "make", "message"), [
+    ("auto-circuit", lambda p: evil_pickle(p / "evil.pt"), "holds a posix.system"),
+    ("acdc", lambda p: evil_pickle(p / "evil.pth"), "holds a posix.system"),
+    ("auto-circuit", lambda p: write(p / "x.pt", {}), "not a torch.save file"),
+    ("auto-circuit", lambda p: torch_save(p / "u.pt", {"blocks.0.hook_resid_mid": [1.0]}), "unfactorized"),
+    ("auto-circuit", lambda p: torch_save(p / "s.pt", {"blocks.0.hook_q_input": [[[1.0]]],
+                                                       "blocks.0.hook_resid_post": [[1.0, 2.0]]}), "per-position scores"),
+    ("acdc", lambda p: torch_save(p / "a.pth", {("blocks.0.hook_foo", (None,), "blocks.0.hook_resid_pre", (None,)): True,
+                                             ("blocks.0.hook_resid_post", (None,), "blocks.0.hook_resid_pre", (None,)): True}),
+     "unknown ACDC hook"),
+    ("eap-ig", lambda p: torch_save(p / "g.pt", {"cfg": {"n_layers": 2, "n_heads": 4}, "edges_scores": [[0.0]],
+                                                 "edges_in_graph": [[True]], "nodes_in_graph": [True]}), "must be \\[11, 27\\]"),
+    ("mib", lambda p: (p / "noscore").mkdir() or p / "noscore", "a MIB folder is named"),
+])
+def test_bad_files_of_other_tools_name_the_problem_and_write_nothing(tmp_path: Path, kind: str, make, message: str) -> None:
+    path = make(tmp_path)
+    if kind == "mib":
+        write(path / "g.json", scored_graph())
+    meta = {} if kind == "mib" else {"model": "toy", "task": "digits"}
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+        with pytest.raises(CircuitdbError, match=message):
+            catalog.import_file(kind, path, **meta)
+        assert len(catalog.runs()) == 0
+    assert not (tmp_path / "pwned").exists()
+
+
+def torch_save(path: Path, data: dict) -> Path:
+    """`data` saved by torch, its lists as float (or bool) tensors."""
+    import torch
+
+    def tensor(value):
+        return torch.tensor(value) if isinstance(value, list) else value
+
+    torch.save({k: tensor(v) for k, v in data.items()}, path)
+    return path

@@ -24,7 +24,7 @@ INSIDE = re.compile(r"^blocks\.\d+\.(attn\.hook_[qkv]|attn\.hook_result|hook_mlp
 
 
 def read_acdc(path: Path | str, model: Model, task: Task, method: str = "acdc", threshold: float | None = None,
-              ablation: str = "patching", metric: str = "kl") -> Run:
+              ablation: str = "patch", metric: str = "kl") -> Run:
     """The present edges of an ACDC subgraph (or its saved edge list, with each edge's effect size as its weight and
     score) as a run."""
     raw = Path(path).read_bytes() if Path(path).is_file() else b""

@@ -20,7 +20,7 @@ ORDER = {"q_input": 0, "attn_in": 0, "k_input": 1, "v_input": 2, "mlp_in": 3, "r
 
 
 def read_auto_circuit(path: Path | str, model: Model, task: Task, method: str = "auto-circuit",
-                      ablation: str = "patching", metric: str = "logit_diff") -> Run:
+                      ablation: str = "patch", metric: str = "logit_diff") -> Run:
     """A run holding every scored edge of the file as its score list (the circuit is cut from it later); sources are
     auto-circuit's order: Resid Start, then per layer A{L}.0 ... A{L}.{H-1} and MLP {L}."""
     data = read_torch_file(path)
@@ -40,6 +40,9 @@ def read_auto_circuit(path: Path | str, model: Model, task: Task, method: str = 
         raise CircuitdbError(f"{path}: needs exactly one blocks.L.hook_resid_post (the logits), found {len(ends)}")
     n_layers = ends[0] + 1
     heads = {v.shape[-2] for _, kind, v in dests.values() if kind not in ("mlp_in", "resid_post") and v.ndim >= 2}
+    if not heads:
+        raise CircuitdbError(f"{path}: no attention head inputs (blocks.L.hook_q_input, ...): not auto-circuit's "
+                             "factorized graph of a transformer")
     if len(heads) != 1:
         raise CircuitdbError(f"{path}: attention inputs disagree on the number of heads ({sorted(heads)})")
     (n_heads,) = heads

@@ -35,7 +35,7 @@ def read_eapig(
     task: Task,
     method: str = "eap-ig",
     threshold: float | None = None,
-    ablation: str = "patching",
+    ablation: str = "patch",
     metric: str = "logit_diff",
 ) -> Run:
     """A `.json` or `.pt` graph as a run: the in-graph nodes and edges are its circuit (endpoints of in-graph edges
@@ -213,7 +213,7 @@ def mib_folder(run: Run) -> str:
 
 
 def read_mib(folder: Path | str, model: Model | None, task: Task | None, method: str = "eap-ig",
-             ablation: str = "patching", metric: str = "logit_diff") -> list[Run]:
+             ablation: str = "patch", metric: str = "logit_diff") -> list[Run]:
     """A MIB circuit-track submission: a `{task}_{model}` folder (or a folder of them) holding one score file, or up
     to 9 circuits at increasing edge fractions (each a run of its own, told apart by its file name). The folder names
     the task and model unless `task` and `model` are given."""
