@@ -469,3 +469,18 @@ def torch_save(path: Path, data: dict) -> Path:
 
     torch.save({k: tensor(v) for k, v in data.items()}, path)
     return path
+
+
+def test_a_discovered_edge_circuit_keeps_its_ranking_and_exports_it(tmp_path: Path) -> None:
+    """An EAP run keeps the score of every edge it ranked: the circuit is the top of that list (cutting the same number
+    of edges gives the same edges), and its EAP-IG export carries those scores with the circuit in the graph."""
+    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+        (info,) = catalog.discover("toy", ["digits"], [0.8], methods=["eap"], n_prompts=24)
+        run = catalog.run(info.id)
+        assert len(run.scores) == len(graph_edges(run.model.n_layers, run.model.n_heads))
+        (again,) = catalog.cut(info.id, top_n=len(run.edges))
+        assert sorted(e.key for e in catalog.run(again.id).edges) == sorted(e.key for e in run.edges)
+        catalog.export(Selection(run_ids=(info.id,)), tmp_path / "eap.json", fmt="eap-ig")
+    written = json.loads((tmp_path / "eap.json").read_text())
+    assert {n: e["score"] for n, e in written["edges"].items()} == run.scores
+    assert {n for n, e in written["edges"].items() if e["in_graph"]} == {e.name for e in run.edges}

@@ -108,6 +108,7 @@ def _measured(lm: LoadedModel, name: str, method: Method, step: Step, circuit: C
         dataset_hash=ev.data.dataset_hash(), seed=spec.seed, versions=versions(method.packages),
         nests_in=step.parent.id if circuit.nested else None,
         evaluations={task: other.faithfulness(members) for task, other in evaluators.items() if other is not ev},
+        scores=circuit.scores,
     )
 
 

@@ -51,8 +51,8 @@ class Step:
 class Circuit:
     """What a method found at one threshold: the members its evaluator scores, the run's components (with scores) and
     edges, the params it adds, whether it was searched within the parent (so the run nests in it), a few words on
-    its size for the progress line, and the run's measures the method itself took (`edge_faithfulness`, `cpr`,
-    `cmd`)."""
+    its size for the progress line, the run's measures the method itself took (`edge_faithfulness`, `cpr`, `cmd`),
+    and the score of every edge an edge method ranked, kept with the run to cut it again later."""
 
     members: set
     components: dict[str, float | None]
@@ -61,6 +61,7 @@ class Circuit:
     nested: bool
     summary: str
     measures: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # the full ranking an edge method scored (edge name -> score)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from circuitdb.discovery.edge_circuits import curve
 from circuitdb.discovery.methods import heads
 from circuitdb.discovery.methods.base import Circuit, Method, Step
+from circuitdb.domain import Edge
 
 
 def find(step: Step) -> Circuit:
@@ -20,9 +21,11 @@ def find(step: Step) -> Circuit:
     nodes = ev.graph.forward(ev.graph.components({x for e in chosen for x in e[:2]}))
     points = curve(ev, ranking)
     measures = {"edge_faithfulness": measure.faithfulness, "cpr": points.pop("cpr"), "cmd": points.pop("cmd")}
-    return heads.circuit(nodes, node_score, {e: scores[e] for e in chosen}, {"curve": points, "ranked_edges": len(ranking),
-                                                                       "ig_steps": step.spec.steps(5)},
-                         False, measures)
+    found = heads.circuit(nodes, node_score, {e: scores[e] for e in chosen}, {"curve": points, "ranked_edges": len(ranking),
+                                                                        "ig_steps": step.spec.steps(5)},
+                          False, measures)
+    found.scores = {Edge(*key[:2], 0.0, key[2]).name: round(float(scores[key]), 8) for key in ranking}
+    return found
 
 
 def _scores(name: str):
