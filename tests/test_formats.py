@@ -79,8 +79,8 @@ def test_a_score_file_keeps_every_score_and_cuts_later(catalog: Catalog, tmp_pat
     ({}, "exactly one of"), ({"top_n": 3, "fraction": 0.5}, "exactly one of"), ({"top_n": 10**6}, "more than the"),
     ({"fraction": 1.5}, r"--fraction must be in \(0, 1\]"), ({"min_score": 99.0}, "keeps nothing"),
 ])
-def test_impossible_cuts_are_refused_and_write_nothing(tmp_path: Path, cut: dict, message: str) -> None:
-    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+def test_impossible_cuts_are_refused_and_write_nothing(store_url: str, tmp_path: Path, cut: dict, message: str) -> None:
+    with Catalog(store_url) as catalog:
         (info,) = catalog.import_file("eap-ig", write(tmp_path / "g.json", scored_graph()), model="toy", task="digits")
         with pytest.raises(CircuitdbError, match=message):
             catalog.cut(info.id, **cut)
@@ -273,10 +273,11 @@ def test_circuit_tracer_graphs_keep_positions_and_export_back_exactly(catalog: C
     (lambda g: g["nodes"][2].update(feature_type="lorsa"), "feature_type 'lorsa' is not read"),
     (lambda g: g.pop("qParams"), "'qParams' is a required property"),
 ])
-def test_bad_attribution_graphs_name_the_problem_and_write_nothing(tmp_path: Path, change, message: str) -> None:
+def test_bad_attribution_graphs_name_the_problem_and_write_nothing(store_url: str, tmp_path: Path, change,
+                                                                  message: str) -> None:
     graph = json.loads(TRACER.read_text())
     change(graph)
-    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+    with Catalog(store_url) as catalog:
         with pytest.raises(CircuitdbError, match=message):
             catalog.import_file("circuit-tracer", write(tmp_path / "graph.json", graph), model="toy", task="cat")
         assert len(catalog.runs()) == 0
@@ -448,12 +449,13 @@ def evil_pickle(path: Path) -> Path:
                                                  "edges_in_graph": [[True]], "nodes_in_graph": [True]}), "must be \\[11, 27\\]"),
     ("mib", lambda p: (p / "noscore").mkdir() or p / "noscore", "a MIB folder is named"),
 ])
-def test_bad_files_of_other_tools_name_the_problem_and_write_nothing(tmp_path: Path, kind: str, make, message: str) -> None:
+def test_bad_files_of_other_tools_name_the_problem_and_write_nothing(store_url: str, tmp_path: Path, kind: str, make,
+                                                                    message: str) -> None:
     path = make(tmp_path)
     if kind == "mib":
         write(path / "g.json", scored_graph())
     meta = {} if kind == "mib" else {"model": "toy", "task": "digits"}
-    with Catalog(f"kuzu:{tmp_path / 'c.kuzu'}") as catalog:
+    with Catalog(store_url) as catalog:
         with pytest.raises(CircuitdbError, match=message):
             catalog.import_file(kind, path, **meta)
         assert len(catalog.runs()) == 0
@@ -484,3 +486,25 @@ def test_a_discovered_edge_circuit_keeps_its_ranking_and_exports_it(tmp_path: Pa
     written = json.loads((tmp_path / "eap.json").read_text())
     assert {n: e["score"] for n, e in written["edges"].items()} == run.scores
     assert {n for n, e in written["edges"].items() if e["in_graph"]} == {e.name for e in run.edges}
+
+
+def test_a_feature_run_exports_as_a_valid_attribution_graph(catalog: Catalog, tmp_path: Path) -> None:
+    """A feature circuit as circuitdb's SAE attribution writes it (features and an error of two dictionaries, edges
+    to the logits): a graph Neuronpedia's schema accepts, which reads back as the same circuit at position 0."""
+    from circuitdb import Edge, Model, Run, Task
+
+    run = Run(Model("toy", 4, 4), Task("digits"), "sae-attr",
+              components={"fresid2/17": 0.5, "fresid3/4": 0.25, "fresid3/err": None, "logits": None},
+              edges=[Edge("fresid2/17", "fresid3/4", 0.3), Edge("fresid3/4", "logits", 0.7),
+                     Edge("fresid3/err", "logits", -0.1)])
+    catalog.add(run)
+    out = tmp_path / "features.json"
+    catalog.export(Selection(run_ids=(run.id,)), out, fmt="neuronpedia")
+    graph = json.loads(out.read_text())
+    assert neuronpedia_valid(graph)
+    assert {n["node_id"] for n in graph["nodes"]} == {"2_17_0", "3_4_0", "3_-1_0", "5_0_0"}
+    (back,) = catalog.import_file("circuit-tracer", out, model="toy", task="digits")
+    again = catalog.run(back.id)
+    assert again.components == {f"{n}@0": s for n, s in run.components.items()}
+    assert {(e.sender, e.receiver, e.weight) for e in again.edges} == {(f"{e.sender}@0", f"{e.receiver}@0", e.weight)
+                                                                      for e in run.edges}

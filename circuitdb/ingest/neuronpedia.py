@@ -16,7 +16,7 @@ from circuitdb.ingest.files import line_of, provenance, read_json
 
 SCHEMA = Path(__file__).parent / "schemas" / "neuronpedia-graph.schema.json"
 FEATURE, ERROR, EMBEDDING, LOGIT = "cross layer transcoder", "mlp reconstruction error", "embedding", "logit"
-DERIVED = ("node_id", "layer", "ctx_idx", "feature_type")  # node fields a component's name says
+DERIVED = ("node_id", "layer", "ctx_idx", "feature_type", "circuitdb_dictionary")  # node fields a component's name says
 
 
 @cache
@@ -86,19 +86,23 @@ def _component(node: dict) -> Component:
     if kind == EMBEDDING:
         return Component("embed", position=position)
     layer = int(node["layer"])
+    dictionary = node.get("circuitdb_dictionary") or f"tc{layer}"  # circuitdb's exports name the SAE they came from
     if kind == FEATURE:
-        return Component("sae_feature", layer, int(node["node_id"].split("_")[1]), f"tc{layer}", position)
+        return Component("sae_feature", layer, int(node["node_id"].split("_")[1]), dictionary, position)
     if kind == ERROR:
-        return Component("error", layer, None, f"tc{layer}", position)
+        return Component("error", layer, None, dictionary, position)
     if kind == LOGIT:
-        return Component("logits", index=int(node["node_id"].split("_")[1]), position=position)
+        token = int(node["node_id"].split("_")[1])
+        return Component("logits", index=None if node.get("circuitdb_dictionary") == "metric" else token, position=position)
     raise CircuitdbError(f"feature_type {kind!r} is not read (cross layer transcoder, mlp reconstruction error, "
                          "embedding, logit)")
 
 
 def neuronpedia_graph(run: Run) -> dict:
     """The run as a Neuronpedia graph: its features, errors, embeddings and logits (a component without a position at
-    position 0), its edges as links; nodes and metadata as they were imported, where they were."""
+    position 0; the logits without a token, the task's metric, as token 0), its edges as links; nodes and metadata as
+    they were imported, where they were. Generated nodes name their SAE in `circuitdb_dictionary`, an extra field the
+    schema allows, so a feature run comes back with its dictionaries."""
     params = run.params
     metadata = dict(params.get("metadata") or {"slug": run.id, "scan": run.model.name, "prompt_tokens": [],
                                                "prompt": run.task.name, "schema_version": 1})
@@ -111,19 +115,23 @@ def neuronpedia_graph(run: Run) -> dict:
         if c.kind == "sae_feature":
             cantor = (c.layer + c.index) * (c.layer + c.index + 1) // 2 + c.index  # schema_version 1's feature number
             node = {"node_id": f"{c.layer}_{c.index}_{pos}", "feature": cantor, "layer": str(c.layer),
-                    "feature_type": FEATURE, "jsNodeId": f"{c.layer}_{c.index}-0"}
+                    "feature_type": FEATURE, "jsNodeId": f"{c.layer}_{c.index}-0", "circuitdb_dictionary": c.dictionary}
         elif c.kind == "error":
             node = {"node_id": f"{c.layer}_-1_{pos}", "feature": -1, "layer": str(c.layer), "feature_type": ERROR,
-                    "jsNodeId": f"{c.layer}_{pos}-0"}
+                    "jsNodeId": f"{c.layer}_{pos}-0", "circuitdb_dictionary": c.dictionary}
         elif c.kind == "embed":
             node = {"node_id": f"E_0_{pos}", "feature": pos, "layer": "E", "feature_type": EMBEDDING,
                     "jsNodeId": f"E_0-{pos}"}
-        elif c.kind == "logits" and c.index is not None:
-            node = {"node_id": f"{logit_layer}_{c.index}_{pos}", "feature": c.index, "layer": str(logit_layer),
-                    "feature_type": LOGIT, "jsNodeId": f"L_{c.index}-{pos}"}
+        elif c.kind == "logits":  # without a token: the task's metric (a logit difference), token 0
+            token = c.index or 0
+            node = {"node_id": f"{logit_layer}_{token}_{pos}", "feature": token, "layer": str(logit_layer),
+                    "feature_type": LOGIT, "jsNodeId": f"L_{token}-{pos}"}
+            node |= {"circuitdb_dictionary": "metric"} if c.index is None else {}
         else:
             raise CircuitdbError(f"run {run.id}: {name} is not a node of an attribution graph (features, errors, "
                                  "input@POS, logits/TOKEN@POS)")
+        if node.get("circuitdb_dictionary") == f"tc{c.layer}":  # circuit-tracer's own transcoders: nothing to add
+            del node["circuitdb_dictionary"]
         node = {**node, "ctx_idx": pos, "clerp": "", "influence": score, "activation": None, **known.get(name, {})}
         ids[name] = node["node_id"]
         nodes.append(node)
