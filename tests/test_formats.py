@@ -15,18 +15,19 @@ from circuitdb.domain import graph_edges
 LAYERS, HEADS = 2, 4  # the toy model's shape
 
 
-def scored_graph(seed: int = 0, in_graph: float = 0.2, layers: int = LAYERS, heads: int = HEADS) -> dict:
+def scored_graph(seed: int = 0, in_graph: float = 0.2, layers: int = LAYERS, heads: int = HEADS,
+                 parallel: bool = False) -> dict:
     """An EAP-IG graph JSON of the full graph with random scores, some edges in the graph, as Graph.to_json lays out."""
     rng = random.Random(seed)
     edges = {}
-    for sender, receiver, qkv in graph_edges(layers, heads):
+    for sender, receiver, qkv in graph_edges(layers, heads, parallel=parallel):
         name = f"{sender}->{receiver}" + (f"<{qkv}>" if qkv else "")
         edges[name] = {"score": rng.gauss(0, 1), "in_graph": rng.random() < in_graph}
     kept = {end for name, e in edges.items() if e["in_graph"] for end in name.split("<")[0].split("->")}
     names = ["input", *(f"a{l_}.h{h}" for l_ in range(layers) for h in range(heads)), *(f"m{l_}" for l_ in range(layers)),
              "logits"]
     nodes = {n: {"in_graph": n in kept, "score": None} for n in names}
-    return {"cfg": {"n_layers": layers, "n_heads": heads, "parallel_attn_mlp": False, "d_model": 32},
+    return {"cfg": {"n_layers": layers, "n_heads": heads, "parallel_attn_mlp": parallel, "d_model": 32},
             "nodes": nodes, "edges": edges}
 
 
@@ -508,3 +509,14 @@ def test_a_feature_run_exports_as_a_valid_attribution_graph(catalog: Catalog, tm
     assert again.components == {f"{n}@0": s for n, s in run.components.items()}
     assert {(e.sender, e.receiver, e.weight) for e in again.edges} == {(f"{e.sender}@0", f"{e.receiver}@0", e.weight)
                                                                       for e in run.edges}
+
+
+def test_a_parallel_attention_graph_exports_as_one(catalog: Catalog, tmp_path: Path) -> None:
+    """A model whose MLPs read their block's input (GPT-J, Pythia): its graph has no edge from a layer's heads into its
+    own MLP, in the file and in the export."""
+    graph = scored_graph(seed=2, parallel=True)
+    assert "a0.h1->m0" not in graph["edges"]
+    (info,) = catalog.import_file("eap-ig", write(tmp_path / "p.json", graph), model="toy", task="digits")
+    catalog.export(Selection(run_ids=(info.id,)), tmp_path / "out.json", fmt="eap-ig")
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["cfg"]["parallel_attn_mlp"] is True and written["edges"] == graph["edges"]

@@ -26,6 +26,7 @@ from circuitdb.ingest.files import fail, provenance, read_json
 from circuitdb.ingest.torchfile import read_torch_file
 
 # MIB's edge fractions for a submission of circuits rather than scores (its CPR/CMD x positions, the full model last)
+PARALLEL = "parallel_attn_mlp"  # EAP-IG's cfg key: an MLP then reads its block's input, not its own layer's heads
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
@@ -42,15 +43,16 @@ def read_eapig(
     are members even if unflagged), all scores, in the graph or not, its score list."""
     check_threshold(threshold)
     if Path(path).suffix.lower() in (".pt", ".pth"):
-        shape, members, edges, scores, raw = _read_pt(path, model)
+        shape, members, edges, scores, raw, parallel = _read_pt(path, model)
     else:
-        shape, members, edges, scores, raw = _read_json(path, model)
+        shape, members, edges, scores, raw, parallel = _read_json(path, model)
     if len(set(scores.values())) == 1 and next(iter(scores.values())) == 0:
         scores = {}  # all zero: a circuit without scores (MIB's binary circuits, an export of an unscored run)
     if not members and not scores:
         raise CircuitdbError(f"{path}: the graph has no score and no node or edge in_graph; nothing to import")
+    params = provenance(path, raw, "EAP-IG") | ({PARALLEL: True} if parallel else {})
     return Run(model=shape, task=task, method=method, threshold=threshold, ablation=ablation, metric=metric,
-               components=members, edges=edges, params=provenance(path, raw, "EAP-IG"), scores=scores)
+               components=members, edges=edges, params=params, scores=scores)
 
 
 def _shape(path: Path | str, model: Model, cfg: object) -> Model:
@@ -110,7 +112,7 @@ def _read_json(path: Path | str, model: Model) -> tuple:
     for edge in edges:
         for end in (edge.sender, edge.receiver):
             members.setdefault(end, scores.get(end))
-    return shape, members, edges, scores, text.encode()
+    return shape, members, edges, scores, text.encode(), bool((data.get("cfg") or {}).get(PARALLEL))
 
 
 def _number(path: Path | str, text: str, name: str, value: object) -> float | None:
@@ -163,7 +165,7 @@ def _read_pt(path: Path | str, model: Model) -> tuple:
         if flags[row]:
             members[name] = score
     edges = []
-    for sender, receiver, qkv in graph_edges(n_layers, n_heads, parallel=bool(data["cfg"].get("parallel_attn_mlp"))):
+    for sender, receiver, qkv in graph_edges(n_layers, n_heads, parallel=bool(data["cfg"].get(PARALLEL))):
         cell = forward_index(sender, n_heads), backward_index(receiver, qkv, n_layers, n_heads)
         score = float(matrix[cell])
         if not math.isfinite(score):
@@ -173,14 +175,15 @@ def _read_pt(path: Path | str, model: Model) -> tuple:
             edges.append(Edge(sender, receiver, score, qkv))
             members.setdefault(sender, scores.get(sender))
             members.setdefault(receiver, scores.get(receiver))
-    return shape, members, edges, scores, Path(path).read_bytes()
+    return shape, members, edges, scores, Path(path).read_bytes(), bool(data["cfg"].get(PARALLEL))
 
 
-def eapig_graph(run: Run, parallel: bool = False) -> dict:
+def eapig_graph(run: Run) -> dict:
     """The run as EAP-IG's `Graph.to_json` lays out the full graph: every node and edge, in_graph for the run's
     members and edges, each edge's score from the run's score list (else its weight in the run, else 0, as EAP-IG
-    reads a missing score); node scores where the run has them (NaN for the rest, as EAP-IG writes them)."""
-    n_layers, n_heads = run.model.n_layers, run.model.n_heads
+    reads a missing score); node scores where the run has them (NaN for the rest, as EAP-IG writes them). The graph
+    of a model with parallel attention and MLP where the run says so (`params.parallel_attn_mlp`)."""
+    n_layers, n_heads, parallel = run.model.n_layers, run.model.n_heads, bool(run.params.get(PARALLEL))
     if n_layers is None or n_heads is None:
         raise CircuitdbError(f"run {run.id}: the EAP-IG format needs the model's layers and heads; "
                              f"{run.model.name}'s are not recorded")
@@ -201,7 +204,7 @@ def eapig_graph(run: Run, parallel: bool = False) -> dict:
         if scored_nodes:
             score = run.scores.get(name, run.components.get(name))
             nodes[name]["score"] = math.nan if score is None else score
-    cfg = {"n_layers": n_layers, "n_heads": n_heads, "parallel_attn_mlp": parallel, "d_model": run.model.d_model}
+    cfg = {"n_layers": n_layers, "n_heads": n_heads, PARALLEL: parallel, "d_model": run.model.d_model}
     return {"cfg": cfg, "nodes": nodes,
             "edges": {name: {"score": run.scores.get(name, kept.get(name, 0.0)), "in_graph": name in kept}
                       for name in (Edge(s, r, 0.0, x).name for s, r, x in edges)}}

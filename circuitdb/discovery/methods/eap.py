@@ -21,9 +21,9 @@ def find(step: Step) -> Circuit:
     nodes = ev.graph.forward(ev.graph.components({x for e in chosen for x in e[:2]}))
     points = curve(ev, ranking)
     measures = {"edge_faithfulness": measure.faithfulness, "cpr": points.pop("cpr"), "cmd": points.pop("cmd")}
-    found = heads.circuit(nodes, node_score, {e: scores[e] for e in chosen}, {"curve": points, "ranked_edges": len(ranking),
-                                                                        "ig_steps": step.spec.steps(5)},
-                          False, measures)
+    params = {"curve": points, "ranked_edges": len(ranking), "ig_steps": step.spec.steps(5)}
+    params |= {"parallel_attn_mlp": True} if ev.graph.parallel else {}  # its EAP-IG export then has that graph
+    found = heads.circuit(nodes, node_score, {e: scores[e] for e in chosen}, params, False, measures)
     found.scores = {Edge(*key[:2], 0.0, key[2]).name: round(float(scores[key]), 8) for key in ranking}
     return found
 
