@@ -54,11 +54,13 @@ IMPORT_ROWS = 200_000  # memberships + edges per batch of an import: bounds its 
 
 def replace_with_cut(parent: Run, top_n: int | None, fraction: float | None, min_score: float | None,
                      absolute: bool) -> Run:
-    """The run `cut_scores` cuts from `parent`'s score list: its own members, edges and rule, no measures yet."""
+    """The run `cut_scores` cuts from `parent`'s score list: its own members, edges and rule, no measures yet (the
+    parent's curve is its score list's, not the cut's)."""
     members, edges, rule = cut_scores(parent.scores, top_n=top_n, fraction=fraction, min_score=min_score,
                                       absolute=absolute)
+    params = {k: v for k, v in parent.params.items() if k not in ("curve", "measured")} | {"cut_from": parent.id}
     return replace(parent, components=members, edges=edges, scores={}, cut=rule, nests_in=None, evaluations={},
-                   params={**parent.params, "cut_from": parent.id}, created_at=now(), **dict.fromkeys(MEASURES))
+                   params=params, created_at=now(), **dict.fromkeys(MEASURES))
 
 
 class Catalog:

@@ -509,7 +509,8 @@ def _checked_scores(model: Model, scores: object) -> dict[str, float]:
 
 
 def pack_scores(scores: dict[str, float]) -> str:
-    """A score list as one compact text (zlib-compressed JSON, base64): 32,491 GPT-2 edges take about 0.3 MB."""
+    """A score list as one compact text (zlib-compressed JSON, base64): GPT-2 small's 32,491 edges take 0.48 MB at full
+    float precision, 0.30 MB at 8 digits (what edge methods keep)."""
     if not scores:
         return ""
     text = json.dumps([list(scores), list(scores.values())], separators=(",", ":"))
