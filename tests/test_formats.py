@@ -520,3 +520,27 @@ def test_a_parallel_attention_graph_exports_as_one(catalog: Catalog, tmp_path: P
     catalog.export(Selection(run_ids=(info.id,)), tmp_path / "out.json", fmt="eap-ig")
     written = json.loads((tmp_path / "out.json").read_text())
     assert written["cfg"]["parallel_attn_mlp"] is True and written["edges"] == graph["edges"]
+
+
+@pytest.mark.parametrize("suffix", ["", "_parallel"])
+def test_eap_igs_own_files_import_and_export_back_as_eap_ig_wrote_them(catalog: Catalog, tmp_path: Path,
+                                                                      suffix: str) -> None:
+    """Graphs written by EAP-IG's own Graph.to_json and to_pt (tests/data/build_eap_ig.py): every edge's score and
+    in_graph flag as EAP-IG's Edge objects hold them, from either file; exported, the same JSON edges and nodes."""
+    data = Path(__file__).parent / "data" / "eap_ig"
+    truth = json.loads((data / f"truth{suffix}.json").read_text())
+    original = json.loads((data / f"graph{suffix}.json").read_text())
+    for k, kind in enumerate(("json", "pt")):
+        (info,) = catalog.import_file("eap-ig", data / f"graph{suffix}.{kind}", model="toy2", task="t", method=f"m{k}")
+        run = catalog.run(info.id)
+        assert run.scores.keys() == truth.keys()
+        assert all(abs(run.scores[n] - score) < 1e-6 for n, (score, _) in truth.items())
+        assert {e.name for e in run.edges} == {n for n, (_, kept) in truth.items() if kept}
+    catalog.export(Selection(run_ids=(info.id,)), tmp_path / "out.json", fmt="eap-ig")
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["cfg"] == original["cfg"]
+    assert written["edges"].keys() == original["edges"].keys()
+    assert all(abs(written["edges"][n]["score"] - e["score"]) < 1e-6 and written["edges"][n]["in_graph"] == e["in_graph"]
+               for n, e in original["edges"].items())
+    assert {n for n, v in written["nodes"].items() if v["in_graph"]} == {n for n, v in original["nodes"].items()
+                                                                         if v["in_graph"]}
