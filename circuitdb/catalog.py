@@ -377,7 +377,8 @@ class Catalog:
             check_output(path / "importances.json" if path.is_dir() else path)
             runs = self.select(selection)
             files = eapig.write_mib([fetch_run(self.store, r.id) for r in runs], path)
-            return Written(f"wrote {len(files)} files under {path}", len(runs), {"path": str(path)})
+            return Written(f"wrote {len(files)} file{'s' if len(files) != 1 else ''} under {path}", len(runs),
+                           {"path": str(path)})
         from circuitdb.ingest.neuronpedia import neuronpedia_graph
 
         check_output(path)
@@ -462,8 +463,9 @@ class Catalog:
 
     def measure(self, selection: Selection, n_prompts: int = 64, seed: int = 0, device: str = "cpu",
                 intervention: str = "patch", reporter: Reporter | None = None) -> Runs:
-        """Measure runs that hold a score list (imported score files) on their model and task: the faithfulness curve
-        of their edges ranked by |score|, CPR and CMD, and their in-graph edges' faithfulness; stored with each run."""
+        """Measure the selected runs that hold a score list (imported score files) on their model and task: the
+        faithfulness curve of their edges ranked by |score|, CPR and CMD, and their in-graph edges' faithfulness;
+        stored with each run. Runs without one (cuts) are left as they are."""
         from circuitdb.discovery.devices import check_device
         from circuitdb.discovery.spec import INTERVENTIONS
 
@@ -472,11 +474,10 @@ class Catalog:
         check_device(device)
         if intervention not in INTERVENTIONS:
             raise CircuitdbError(f"unknown intervention {intervention!r} (use {', '.join(INTERVENTIONS)})")
-        runs = [self.run(r.id) for r in self.select(selection)]
-        unscored = [r.id for r in runs if not r.scores]
-        if unscored:
-            raise CircuitdbError(f"run {unscored[0]} has no score list to measure (runs imported from score files keep "
-                                 "one; discovered runs are measured when they are found)")
+        runs = [run for run in (self.run(r.id) for r in self.select(selection)) if run.scores]
+        if not runs:
+            raise CircuitdbError(f"no run of {selection.describe()} holds a score list to measure (runs imported from "
+                                 "score files and edge methods' runs keep one; cuts of them do not)")
         self.store.release()  # others may use the file while the runs are measured
         from circuitdb.discovery.jobs import measure_scores
 

@@ -120,13 +120,15 @@ def render(result: Result, fmt: str | None = None) -> None:
 
 def print_frame(frame: pd.DataFrame, title: str = "") -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title or None, show_lines=False)
+    # text is shown as it is: a `[...]` in a label or a name is not rich markup
+    table = Table(title=escape(title) if title else None, show_lines=False)
     for column in frame.columns:
-        table.add_column(str(column))
+        table.add_column(escape(str(column)))
     for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
+        table.add_row(*[escape(_cell(v)) for v in row])
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
