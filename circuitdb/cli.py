@@ -60,6 +60,17 @@ def import_() -> None:
     """Import circuits from files of other tools or circuitdb's own export."""
 
 
+def _with(options: list[Callable]) -> Callable:
+    """A decorator applying click `options` in the order listed (as stacked decorators would read)."""
+
+    def decorate(f: Callable) -> Callable:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 CUT_OPTIONS = [
     click.option("--top-n", type=AT_LEAST_1, help="Keep the N highest-ranked edges (components when none are scored)."),
     click.option("--fraction", type=float, help="Keep this fraction of them, in (0, 1]."),
@@ -90,9 +101,7 @@ def _import_command(kind: str, doc: str, model: bool | None, threshold: bool | N
             echo_runs("imported", catalog.import_file(kind, path, **meta, **({"absolute": False} if signed else {})))
 
     command.__doc__ = doc
-    for option in reversed(options):
-        command = option(command)
-    import_.command(kind)(command)
+    import_.command(kind)(_with(options)(command))
 
 
 _import_command("seqcont", 'A seqcont result file {"heads": [[layer, head], ...], "mlps": [layer, ...]}.', True, True,
@@ -118,15 +127,6 @@ def runs(store: str | None, fmt: str | None, **kw: Any) -> None:
     """List runs (id, model, task, method, threshold, faithfulness, sizes)."""
     with open_catalog(store, read_only=True) as catalog:
         render(catalog.runs(selection(**kw)), fmt)
-
-
-def _with(options: list[Callable]) -> Callable:
-    def decorate(f: Callable) -> Callable:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
 
 
 @main.command()

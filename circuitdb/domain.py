@@ -562,7 +562,7 @@ def cut_scores(scores: dict[str, float], *, top_n: int | None = None, fraction: 
     rule += " |score|" if absolute else " signed"
     if not edge_names:
         return {n: scores[n] for n in chosen}, [], rule
-    edges = [Edge(*parse_edge_name(n)[:2], scores[n], parse_edge_name(n)[2]) for n in chosen]
+    edges = [Edge(sender, receiver, scores[n], qkv) for n in chosen for sender, receiver, qkv in [parse_edge_name(n)]]
     members: dict[str, float | None] = {}
     for edge in edges:
         for end in (edge.sender, edge.receiver):

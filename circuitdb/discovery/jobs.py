@@ -155,6 +155,7 @@ def measure_scores(runs: list[Run], n_prompts: int = 64, seed: int = 0, device: 
     for model in dict.fromkeys(r.model.name for r in runs):
         lm = load_model(model, device)
         known = {e.key for e in lm.graph.edges}
+        evaluators: dict[tuple[str, str, str], Evaluator] = {}  # runs of one task share its prompts and references
         for run in (r for r in runs if r.model.name == model):
             names = sorted((n for n in run.scores if "->" in n), key=lambda n: -abs(run.scores[n]))
             ranked = [parse_edge_name(n) for n in names]
@@ -162,8 +163,12 @@ def measure_scores(runs: list[Run], n_prompts: int = 64, seed: int = 0, device: 
             if not ranked or missing:
                 raise CircuitdbError(f"run {run.id}: " + (f"scores edge {missing[0]}, which {model}'s graph lacks" if
                                                            missing else "has no scored edges to measure"))
-            data = build_task(run.task.name, lm, n_prompts, seed)
-            ev = Evaluator(lm, data, intervention, seed, metric=run.metric, direction=run.direction)
+            key = (run.task.name, run.metric, run.direction)
+            if key not in evaluators:
+                evaluators[key] = Evaluator(lm, build_task(run.task.name, lm, n_prompts, seed), intervention, seed,
+                                            metric=run.metric, direction=run.direction)
+            ev = evaluators[key]
+            data = ev.data
             found = curve(ev, ranked)
             joint = measure_edges(ev, [e.key for e in run.edges]).faithfulness if run.edges else run.edge_faithfulness
             measured = {"intervention": intervention, "n_prompts": data.n, "seed": seed, "dataset_hash": data.dataset_hash()}

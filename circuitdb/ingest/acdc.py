@@ -15,7 +15,7 @@ import numpy as np
 
 from circuitdb.domain import Edge, Model, Run, Task
 from circuitdb.errors import CircuitdbError
-from circuitdb.ingest.files import provenance
+from circuitdb.ingest.files import provenance, read_bytes
 from circuitdb.ingest.torchfile import STORAGES, read_torch_file
 
 SENDER = re.compile(r"^(?:blocks\.(\d+)\.(attn\.hook_result|hook_mlp_out|hook_resid_pre)|hook_embed|hook_pos_embed)$")
@@ -27,8 +27,8 @@ def read_acdc(path: Path | str, model: Model, task: Task, method: str = "acdc", 
               ablation: str = "patch", metric: str = "kl") -> Run:
     """The present edges of an ACDC subgraph (or its saved edge list, with each edge's effect size as its weight and
     score) as a run."""
-    raw = Path(path).read_bytes() if Path(path).is_file() else b""
-    data = read_torch_file(path) if raw[:2] == b"PK" else _read_pickle(path, raw)
+    raw = read_bytes(path)
+    data = read_torch_file(path, raw) if raw[:2] == b"PK" else _read_pickle(path, raw)
     if isinstance(data, dict):
         items = [(key, bool(present), None) for key, present in data.items()]
     elif isinstance(data, list) and all(isinstance(x, tuple) and len(x) == 2 for x in data):
@@ -125,7 +125,7 @@ class _EdgeListUnpickler(pickle.Unpickler):
 
 def _read_pickle(path: Path | str, raw: bytes) -> Any:
     if not raw:
-        raise CircuitdbError(f"{path}: cannot read (no such file, or empty)")
+        raise CircuitdbError(f"{path}: an empty file, not an ACDC subgraph or edge list")
     try:
         return _EdgeListUnpickler(path, raw).load()
     except CircuitdbError:

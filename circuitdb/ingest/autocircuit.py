@@ -10,7 +10,7 @@ import numpy as np
 
 from circuitdb.domain import Edge, Model, Run, Task
 from circuitdb.errors import CircuitdbError
-from circuitdb.ingest.files import provenance
+from circuitdb.ingest.files import provenance, read_bytes
 from circuitdb.ingest.torchfile import read_torch_file
 
 # dest modules of auto-circuit's factorized graph: a head's q/k/v input (or its one attention input without
@@ -23,7 +23,8 @@ def read_auto_circuit(path: Path | str, model: Model, task: Task, method: str = 
                       ablation: str = "patch", metric: str = "logit_diff") -> Run:
     """A run holding every scored edge of the file as its score list (the circuit is cut from it later); sources are
     auto-circuit's order: Resid Start, then per layer A{L}.0 ... A{L}.{H-1} and MLP {L}."""
-    data = read_torch_file(path)
+    raw = read_bytes(path)
+    data = read_torch_file(path, raw)
     if not isinstance(data, dict) or not data or not all(isinstance(k, str) for k in data):
         raise CircuitdbError(f"{path}: not auto-circuit PruneScores (expected a dict of dest module name -> tensor)")
     dests = {}
@@ -68,7 +69,7 @@ def read_auto_circuit(path: Path | str, model: Model, task: Task, method: str = 
             for sender, score in zip(sources, row):
                 scores[Edge(sender, receiver, 0.0, qkv).name] = score
     return Run(model=shape, task=task, method=method, ablation=ablation, metric=metric,
-               params=provenance(path, Path(path).read_bytes(), "auto-circuit"), scores=scores)
+               params=provenance(path, raw, "auto-circuit"), scores=scores)
 
 
 def _shape(path: Path | str, model: Model, n_layers: int, n_heads: int) -> Model:

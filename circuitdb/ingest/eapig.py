@@ -22,7 +22,7 @@ from circuitdb.domain import (
     parse_edge_name,
 )
 from circuitdb.errors import CircuitdbError
-from circuitdb.ingest.files import fail, provenance, read_json
+from circuitdb.ingest.files import fail, provenance, read_bytes, read_json
 from circuitdb.ingest.torchfile import read_torch_file
 
 # MIB's edge fractions for a submission of circuits rather than scores (its CPR/CMD x positions, the full model last)
@@ -142,7 +142,8 @@ def backward_index(name: str, qkv: str, n_layers: int, n_heads: int) -> int:
 
 
 def _read_pt(path: Path | str, model: Model) -> tuple:
-    data = read_torch_file(path)
+    raw = read_bytes(path)
+    data = read_torch_file(path, raw)
     needed = ("cfg", "edges_scores", "edges_in_graph", "nodes_in_graph")
     if not isinstance(data, dict) or any(k not in data for k in needed):
         raise CircuitdbError(f"{path}: not an EAP-IG .pt graph (needs {', '.join(needed)})")
@@ -175,7 +176,7 @@ def _read_pt(path: Path | str, model: Model) -> tuple:
             edges.append(Edge(sender, receiver, score, qkv))
             members.setdefault(sender, scores.get(sender))
             members.setdefault(receiver, scores.get(receiver))
-    return shape, members, edges, scores, Path(path).read_bytes(), bool(data["cfg"].get(PARALLEL))
+    return shape, members, edges, scores, raw, bool(data["cfg"].get(PARALLEL))
 
 
 def eapig_graph(run: Run) -> dict:

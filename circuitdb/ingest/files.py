@@ -15,13 +15,18 @@ from typing import Any
 from circuitdb.errors import CircuitdbError
 
 
+def read_bytes(path: Path | str) -> bytes:
+    """A file's contents; a missing or unreadable file is one line naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CircuitdbError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_text(path: Path | str) -> str:
     """A UTF-8 text file's contents; a missing, unreadable, binary or otherwise encoded file is one line naming it."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CircuitdbError(f"{path}: cannot read ({exc.strerror})") from None
+    data = read_bytes(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

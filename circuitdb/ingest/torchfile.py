@@ -4,6 +4,7 @@ their circuits this way)."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -61,13 +62,12 @@ class _Unpickler(pickle.Unpickler):
         return values
 
 
-def read_torch_file(path: Path | str) -> Any:
-    """The object a `torch.save` file holds, its tensors as numpy arrays; one clear line for anything else."""
+def read_torch_file(path: Path | str, raw: bytes) -> Any:
+    """The object the `torch.save` file at `path` holds, given its bytes `raw` (read once by the caller, who also
+    hashes them), its tensors as numpy arrays; one clear line for anything else."""
     path = Path(path)
     try:
-        archive = zipfile.ZipFile(path)
-    except OSError as exc:
-        raise CircuitdbError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        archive = zipfile.ZipFile(io.BytesIO(raw))
     except zipfile.BadZipFile:
         raise CircuitdbError(f"{path}: not a torch.save file (torch >= 1.6 writes a zip archive; re-save an older "
                              "file with a current torch)") from None
