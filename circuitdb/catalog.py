@@ -43,7 +43,7 @@ from circuitdb.queries.results import Curves, Diff, Ladder, Rows, RunDetail, Run
 from circuitdb.queries.runs import curve_points, export_runs, fetch_run
 from circuitdb.queries.selection import RunInfo, Selection, all_runs, labels, resolve
 from circuitdb.queries.similarity import similarity
-from circuitdb.store.base import Store, open_store
+from circuitdb.store.base import Store, open_store, store_url
 
 IMPORT_METHODS = {"seqcont": "prune", "eap-ig": "eap-ig", "mib": "eap-ig", "auto-circuit": "auto-circuit", "acdc": "acdc",
                   "circuit-tracer": "circuit-tracer"}  # the method a file's runs get unless told
@@ -76,6 +76,7 @@ class Catalog:
             raise CircuitdbError(f"store must be a URL (kuzu:PATH, bolt://HOST:PORT), got {url!r}")
         if check_number(wait, "--wait") < 0:
             raise CircuitdbError(f"--wait must be a number of seconds >= 0, got {wait:g}")
+        self.url, self.wait = store_url(url), wait
         self._open = lambda: open_store(url, read_only=read_only, create=create, wait=wait)
         self._store: Store | None = None if lazy else self._open()
 
@@ -418,11 +419,28 @@ class Catalog:
         spec = JobSpec(model=model if lm is None else lm.name, tasks=names, thresholds=list(thresholds), **options).check()
         return self._discover([spec], reporter, lm, given)
 
-    def sweep(self, path: Path, reporter: Reporter | None = None) -> Runs:
-        """Run every job of a sweep file into this catalog (all checked before the first runs)."""
+    def sweep(self, path: Path, reporter: Reporter | None = None, executor: str = "local",
+              address: str | None = None) -> Runs:
+        """Run every job of a sweep file into this catalog (all checked before the first runs). `executor`: `local`
+        (in this process) or `ray`: each (model, task, method) ladder a Ray task on the cluster at `address` (a new
+        local cluster when None); the workers write into a Neo4j store themselves, the embedded file is written here."""
+        from circuitdb.discovery.executors import EXECUTORS
         from circuitdb.discovery.sweep import read_sweep
 
-        return self._discover(read_sweep(path)[0], reporter)
+        if executor not in EXECUTORS:
+            raise CircuitdbError(f"unknown executor {executor!r} (use {', '.join(EXECUTORS)})")
+        if address is not None and executor != "ray":
+            raise CircuitdbError("--address names a Ray cluster: it needs --executor ray")
+        plan = read_sweep(path)
+        if executor == "local":
+            return self._discover(plan.specs, reporter)
+        from circuitdb.discovery.executors import run_ray
+
+        direct = self.store.backend == "neo4j"
+        self.store.release()
+        ids = run_ray(plan.specs, RunSink(_portable(self.url), self.wait), direct, plan.resources, address,
+                      reporter or Reporter())
+        return self._written(ids)
 
     def _discover(self, specs: list, reporter: Reporter | None, lm: Any = None, given: dict | None = None) -> Runs:
         """Run checked jobs (on a model already loaded, with tasks given as data); torch is imported only now, and the
@@ -653,11 +671,50 @@ def _at_least(value: object, minimum: int, option: str) -> int:
     return value
 
 
-def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None, wait: float = 10) -> Runs:
+def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None, wait: float = 10,
+          executor: str = "local", address: str | None = None) -> Runs:
     """Run a sweep file into `store`, or into the store the file names, or the default one."""
     from circuitdb.discovery.sweep import read_sweep
 
-    _, file_store = read_sweep(path)
-    with Catalog(store or file_store, wait=wait) as catalog:
-        return catalog.sweep(path, reporter)
+    with Catalog(store or read_sweep(path).store, wait=wait) as catalog:
+        return catalog.sweep(path, reporter, executor, address)
 
+
+class RunSink:
+    """A catalog by URL that travels to other processes (Ray workers, the sweep's ledger) and opens there on first use,
+    once per process; the store is released after every call, so other processes can use it in between."""
+
+    _open: dict[tuple[str, float], Catalog] = {}
+
+    def __init__(self, url: str, wait: float = 10) -> None:
+        self.url, self.wait = url, wait
+
+    def _catalog(self) -> Catalog:
+        key = (self.url, self.wait)
+        if key not in RunSink._open:
+            RunSink._open[key] = Catalog(self.url, wait=self.wait)
+        return RunSink._open[key]
+
+    def stored(self, run_id: str) -> Run | None:
+        catalog = self._catalog()
+        try:
+            return catalog.stored(run_id)
+        finally:
+            catalog.store.release()
+
+    def add(self, run: Run) -> None:
+        catalog = self._catalog()
+        try:
+            catalog.add(run)
+        finally:
+            catalog.store.release()
+
+    def close(self) -> None:
+        catalog = RunSink._open.pop((self.url, self.wait), None)
+        if catalog is not None:
+            catalog.close()
+
+
+def _portable(url: str) -> str:
+    """The URL as another process on this machine reads it: an embedded file by its absolute path."""
+    return f"kuzu:{Path(url[len('kuzu:'):]).expanduser().resolve()}" if url.startswith("kuzu:") else url

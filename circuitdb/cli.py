@@ -370,14 +370,18 @@ def measure(store: str | None, n_prompts: int, seed: int, intervention: str, dev
 
 @main.command()
 @click.argument("path", type=PATH)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: in this process; ray: each (model, task, method) ladder a Ray task on a cluster.")
+@click.option("--address", default=None, help="The Ray cluster to join (e.g. auto, or HOST:6379); default: start a "
+              "local one.")
 @store_option
-def sweep(path: Path, store: str | None) -> None:
+def sweep(path: Path, executor: str, address: str | None, store: str | None) -> None:
     """Run a sweep file (YAML: models, tasks, thresholds, methods and any `discover` option); stored runs are skipped."""
     from circuitdb.catalog import sweep
     from circuitdb.progress import RichReporter
 
     with RichReporter() as reporter:
-        written = sweep(path, store, reporter, wait_seconds())
+        written = sweep(path, store, reporter, wait_seconds(), executor, address)
     click.echo(f"{len(written)} runs written")
 
 

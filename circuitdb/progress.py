@@ -19,6 +19,9 @@ class Reporter:
     def note(self, text: str) -> None:
         """A line of news (a run written, a run skipped)."""
 
+    def status(self, text: str) -> None:
+        """The current piece of work's state in words (units done, running, failed)."""
+
 
 class RichReporter(Reporter):
     """One bar per piece of work (pruning sweeps, path patching) under an overall bar of runs."""
@@ -41,6 +44,10 @@ class RichReporter(Reporter):
             self.progress.remove_task(self.current)
         task = self.current = self.progress.add_task(label, total=total)
         return lambda n: self.progress.advance(task, n)
+
+    def status(self, text: str) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, description=text)
 
     def note(self, text: str) -> None:
         if self.console.is_terminal:

@@ -82,6 +82,9 @@ FILES: dict[str, str | bytes] = {
     "seed.yaml": SWEEP + "seed: abc\n",
     "robust.yaml": SWEEP + "robust: -1\n",
     "ig.yaml": SWEEP + "methods: [eap-ig]\nig-steps: 0\n",
+    "sweep.yaml": SWEEP,
+    "gpus_on_cpu.yaml": SWEEP + "num_gpus: 1\n",
+    "gpus_negative.yaml": SWEEP + "num_gpus: -1\ndevice: cuda\n",
     "deep.yaml": "models: " + "[" * 100_000 + "]" * 100_000 + "\n",
     "latin1.yaml": (SWEEP + "# café\n").encode("latin-1"),
 }
@@ -165,6 +168,13 @@ CASES = [
     Case("sweep-seed-text", ["sweep", "{d}/seed.yaml"], "seed.yaml: --seed must be an integer, got 'abc'"),
     Case("sweep-robust-rerun", ["sweep", "{d}/robust.yaml"], "robust.yaml: --robust must be 0 (off)"),
     Case("sweep-ig-steps-0", ["sweep", "{d}/ig.yaml"], "ig.yaml: --ig-steps must be at least 1", "new"),
+    Case("sweep-gpus-on-cpu", ["sweep", "{d}/gpus_on_cpu.yaml", "--executor", "ray"], "gpus_on_cpu.yaml: num_gpus asks "
+         "Ray for GPUs but the jobs run on the CPU (add device: cuda)", "new"),
+    Case("sweep-gpus-negative", ["sweep", "{d}/gpus_negative.yaml"], "num_gpus must be a number >= 0, got -1", "new"),
+    Case("sweep-address-without-ray", ["sweep", "{d}/sweep.yaml", "--address", "auto"], "--address names a Ray cluster: "
+         "it needs --executor ray", "new"),
+    Case("sweep-no-ray-cluster", ["sweep", "{d}/sweep.yaml", "--executor", "ray", "--address", "127.0.0.1:1"],
+         "no Ray cluster at 127.0.0.1:1", "new"),
     # query and read options
     Case("related-limit-negative", ["features", "related", "a0.h1", "--model", "gpt2-small", "--limit", "-1"],
          "'--limit': -1 is not in the range x>=1"),

@@ -36,29 +36,48 @@ def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:
     return out
 
 
+class Job:
+    """A job's model, task data and evaluators, built once and shared by its threshold ladders (and, on a Ray worker,
+    by every unit of the job that the worker runs). `lm` is a model already loaded, `given` the tasks given as
+    prompts or tokens, by name."""
+
+    def __init__(self, spec: JobSpec, lm: LoadedModel | None = None,
+                 given: dict[str, Prompts | TaskData] | None = None) -> None:
+        self.spec = spec.check()
+        torch.manual_seed(spec.seed)
+        self.lm = lm or load_model(spec.model, spec.device)
+        given = given or {}
+        tasks = (build_task(given.get(t, t), self.lm, spec.n_prompts, spec.seed) for t in spec.tasks)
+        self.data = {task.name: task for task in tasks}
+        self.methods = [METHODS[m] for m in dict.fromkeys(spec.methods)]
+        self._evaluators: dict[Callable, dict[str, Scorer]] = {}  # per kind of method, for every task of the job
+
+    def evaluators(self, method: Method) -> dict[str, Scorer]:
+        """The scorers of `method`'s kind for every task (the other tasks score each run across tasks)."""
+        if method.evaluators not in self._evaluators:
+            self._evaluators[method.evaluators] = method.evaluators(self.lm, self.spec, self.data)
+        return self._evaluators[method.evaluators]
+
+    def ladder(self, task: str, method: Method, on_run: Callable[[Run], None],
+               existing: Callable[[str], Run | None] = lambda _: None, reporter: Reporter | None = None) -> list[Run]:
+        """One (task, method) threshold ladder: the unit of work an executor schedules. Seeded on its own, so its runs
+        do not depend on which ladders ran before it in the process."""
+        torch.manual_seed(self.spec.seed)
+        return _ladder(self.spec, self.lm, method, task, self.evaluators(method), on_run, existing,
+                       reporter or Reporter())
+
+
 def discover(spec: JobSpec, on_run: Callable[[Run], None], existing: Callable[[str], Run | None] = lambda _: None,
              reporter: Reporter | None = None, lm: LoadedModel | None = None,
              given: dict[str, Prompts | TaskData] | None = None) -> list[Run]:
     """Run the job, task by task and method by method; every finished run goes to `on_run` at once; runs already
-    stored are skipped (and still serve as the next threshold's parent). `lm` is a model already loaded, `given` the
-    tasks given as prompts or tokens, by name."""
-    spec.check()
-    reporter = reporter or Reporter()
-    torch.manual_seed(spec.seed)
-    lm = lm or load_model(spec.model, spec.device)
-    given = given or {}
-    tasks = (build_task(given.get(t, t), lm, spec.n_prompts, spec.seed) for t in spec.tasks)
-    data = {task.name: task for task in tasks}
-    methods = [METHODS[m] for m in dict.fromkeys(spec.methods)]
-    evaluators: dict[Callable, dict[str, Scorer]] = {}  # built for every task before the first run, shared by methods
-    for method in methods:
-        if method.evaluators not in evaluators:
-            evaluators[method.evaluators] = method.evaluators(lm, spec, data)
-    done: list[Run] = []
-    for task in data:
-        for method in methods:
-            done += _ladder(spec, lm, method, task, evaluators[method.evaluators], on_run, existing, reporter)
-    return done
+    stored are skipped (and still serve as the next threshold's parent). Every evaluator is built before the first
+    run, so a job that cannot score a task fails before it writes anything."""
+    job = Job(spec, lm, given)
+    for method in job.methods:
+        job.evaluators(method)
+    return [run for task in job.data for method in job.methods
+            for run in job.ladder(task, method, on_run, existing, reporter)]
 
 
 def _ladder(spec: JobSpec, lm: LoadedModel, method: Method, task: str, evaluators: dict[str, Scorer],

@@ -1,0 +1,153 @@
+"""Sweeps on a Ray cluster (a real local one, started here with 2 CPUs and no GPU) give exactly the runs of the local
+executor, survive a worker killed mid-unit, and write into Neo4j from several workers at once without loss."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from circuitdb import Catalog
+from circuitdb.progress import Reporter
+
+if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its auth token once, when first loaded
+    pytest.skip("Ray is not installed (pip install 'circuitdb[ray]')", allow_module_level=True)
+psutil = pytest.importorskip("psutil")
+
+SWEEP = """models: [toy]
+tasks: [digits, numwords, months]
+thresholds: [0.97, 0.9, 0.8]
+methods: [prune, eap]
+edges: none
+prompts: 16
+"""
+UNIT_TITLE = "ray::_ladder"  # the process title Ray gives a worker while it runs a unit
+
+
+def snapshot(url: str) -> dict[str, tuple]:
+    """Every run of a store: id -> (members with scores, edges with weights), rounded past float noise."""
+    with Catalog(url, read_only=True) as catalog:
+        runs = [catalog.run(info.id) for info in catalog.runs()]
+    return {run.id: (sorted((name, None if s is None else round(s, 5)) for name, s in run.components.items()),
+                     sorted((*e.key, round(e.weight, 5)) for e in run.edges)) for run in runs}
+
+
+class Notes(Reporter):
+    """Everything a sweep reports: news lines and the units' state."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.states: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def status(self, text: str) -> None:
+        self.states.append(text)
+
+
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sweep") / "sweep.yaml"
+    path.write_text(SWEEP)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(sweep_file: Path) -> dict[str, tuple]:
+    """The runs of the local executor: what every Ray sweep must reproduce."""
+    url = f"kuzu:{sweep_file.parent / 'local.kuzu'}"
+    with Catalog(url) as catalog:
+        catalog.sweep(sweep_file)
+    runs = snapshot(url)
+    assert len(runs) == 18
+    return runs
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray cluster of 2 CPUs, started with `ray start` as on a real head node, with token authentication (the
+    token in RAY_AUTH_TOKEN, as a team would hand it to its drivers); its address."""
+    saved = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent))
+    temp = tmp_path_factory.mktemp("ray")
+    subprocess.run([ray_bin, "start", "--head", "--num-cpus", "2", "--num-gpus", "0", "--port", str(port),
+                    "--node-ip-address", "127.0.0.1", "--include-dashboard", "false", "--disable-usage-stats",
+                    "--temp-dir", str(temp)], check=True, capture_output=True, timeout=120)
+    yield f"127.0.0.1:{port}"
+    subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=120)
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.update({key: value})
+
+
+def test_a_ray_sweep_from_the_cli_gives_the_local_executors_runs(cluster: str, local: dict, sweep_file: Path) -> None:
+    url = f"kuzu:{sweep_file.parent / 'cli.kuzu'}"
+    done = subprocess.run([sys.executable, "-m", "circuitdb", "sweep", str(sweep_file), "--executor", "ray",
+                           "--address", cluster, "--store", url], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"{len(local)} runs written")
+    assert snapshot(url) == local
+    # a second sweep skips every stored run and writes nothing
+    again = subprocess.run([sys.executable, "-m", "circuitdb", "sweep", str(sweep_file), "--executor", "ray",
+                            "--address", cluster, "--store", url], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and again.stdout.count("skipped") == len(local), again.stdout
+    assert snapshot(url) == local
+
+
+def kill_a_unit_midway(notes: Notes, stop: threading.Event, killed: list[int]) -> None:
+    """Once the sweep has written a run, SIGKILL a worker process that is running a unit (so it dies mid-ladder)."""
+    while not stop.is_set() and not killed:
+        if any(text.startswith("wrote ") for text in notes.notes):
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                if " ".join(proc.info["cmdline"] or []).startswith(UNIT_TITLE):
+                    os.kill(proc.pid, signal.SIGKILL)
+                    killed.append(proc.pid)
+                    return
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_mid_unit_still_yields_the_whole_sweep(cluster: str, local: dict, sweep_file: Path) -> None:
+    url = f"kuzu:{sweep_file.parent / 'killed.kuzu'}"
+    notes, stop, killed = Notes(), threading.Event(), []
+    killer = threading.Thread(target=kill_a_unit_midway, args=(notes, stop, killed))
+    killer.start()
+    try:
+        with Catalog(url) as catalog:
+            written = catalog.sweep(sweep_file, notes, executor="ray", address=cluster)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was caught running a unit"
+    assert any("retried" in state for state in notes.states), notes.states[-3:]
+    assert len(written) == len(local) and snapshot(url) == local
+    # the retry skipped what the killed attempt had stored: no run was written twice
+    wrote = [text.split()[1] for text in notes.notes if text.startswith("wrote ")]
+    assert len(wrote) == len(set(wrote)) and set(wrote) <= set(local)
+
+
+def test_workers_write_into_neo4j_at_once_without_loss(cluster: str, local: dict, sweep_file: Path,
+                                                       neo4j_url: str) -> None:
+    from conftest import wipe_neo4j
+
+    wipe_neo4j(neo4j_url)
+    notes = Notes()
+    with Catalog(neo4j_url) as catalog:
+        written = catalog.sweep(sweep_file, notes, executor="ray", address=cluster)
+    assert len(written) == len(local)
+    assert any("2 running" in state for state in notes.states), "the two workers never wrote side by side"
+    assert snapshot(neo4j_url) == local
