@@ -165,14 +165,17 @@ def test_similarity_matrix(loaded: Catalog, edges: bool, weighted: bool) -> None
     assert all(matrix.iat[i, i] == 1.0 for i in range(len(runs)))
 
 
-@pytest.mark.parametrize(("dense_share", "per_query"), [(0, 100), (10**9, 100), (16, 10**6)])  # every shared item
-# through the sparse product or the dense one, a few runs per query; or all runs in one query (edges: a scan of all)
+@pytest.mark.parametrize(("dense_share", "per_query", "small_nodes"), [(0, 100, 0), (10**9, 100, 1 << 29),
+                                                                     (16, 10**6, 1 << 29)])
+# every shared item through the sparse product or the dense one, a few runs per query; or all runs in one query (edges:
+# a scan of all); edge ends renumbered (as where the store's node numbers are large) or keyed by their numbers as they are
 @pytest.mark.parametrize(("edges", "weighted"), [(False, False), (False, True), (True, False), (True, True)])
 def test_similarity_of_all_runs(loaded: Catalog, monkeypatch: pytest.MonkeyPatch, dense_share: int, per_query: int,
-                                edges: bool, weighted: bool) -> None:
+                                small_nodes: int, edges: bool, weighted: bool) -> None:
     """All 30 runs, the ladders of one task nested and every circuit holding the core: scores of None count 1."""
     monkeypatch.setattr(similarity_module, "DENSE_SHARE", dense_share)
     monkeypatch.setattr(similarity_module, "ITEMS_PER_QUERY", per_query)
+    monkeypatch.setattr(similarity_module, "SMALL_NODES", small_nodes)
     result = loaded.similarity(edges=edges, weighted=weighted)
     by_id = {r.id: r for r in RUNS}
     runs = [by_id[i] for i in result.to_dict()["run_ids"]]

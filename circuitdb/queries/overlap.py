@@ -6,11 +6,10 @@ import pandas as pd
 
 from circuitdb.domain import parse_component
 from circuitdb.errors import CircuitdbError
-from circuitdb.queries import run_query
+from circuitdb.queries import run_query, run_rows
 from circuitdb.queries.selection import RunInfo, Selection, labels, resolve
 from circuitdb.store.base import Store
 
-NODE_KEY = ["component"]
 EDGE_KEY = ["sender", "receiver", "input"]
 
 
@@ -60,7 +59,8 @@ def venn(store: Store, runs: list[RunInfo], edges: bool = False, by_position: bo
         raise CircuitdbError("venn needs at least 2 runs")
     bit = {r.id: 1 << i for i, r in enumerate(runs)}
     names = labels(runs)
-    rows = run_query(store, "venn_edges" if edges else "venn", run_ids=list(bit), by_position=by_position)
+    columns = [*EDGE_KEY, "runs"] if edges else ["component", "kind", "layer", "runs"]
+    rows = run_rows(store, "venn_edges" if edges else "venn", columns, run_ids=list(bit), by_position=by_position)
     members: dict[int, list] = {}
     for row in rows:
         mask = sum(bit[r] for r in set(row["runs"]))
@@ -90,7 +90,7 @@ def diff(store: Store, run_a: RunInfo, run_b: RunInfo, edges: bool = False, by_p
     params = {"run_a": run_a.id, "run_b": run_b.id, "by_position": by_position}
     value = "weight" if edges else "score"
     key = EDGE_KEY if edges else ["component", "kind", "layer"]
-    rows = run_query(store, "diff_edges" if edges else "diff", **params)
+    rows = run_rows(store, "diff_edges" if edges else "diff", [*key, "in_a", "in_b", f"{value}_a", f"{value}_b"], **params)
     out = []
     for row in rows:
         side = "both" if row["in_a"] and row["in_b"] else ("only_a" if row["in_a"] else "only_b")

@@ -18,6 +18,7 @@ from circuitdb.store.base import Store
 ITEMS_PER_QUERY = 1_000_000  # memberships (edges) per query: bounds the lists held at once
 DENSE_SHARE = 16  # an item held by at least 1/16 of the runs goes through the dense product
 DENSE_CELLS = 1 << 23  # cells of one dense block of the incidence matrix (32 MB)
+SMALL_NODES = 1 << 29  # node numbers below this make edge keys of 63 bits as they are
 
 
 def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted: bool = False,
@@ -27,8 +28,10 @@ def similarity(store: Store, runs: list[RunInfo], edges: bool = False, weighted:
     rows, items, weights = incidence(store, runs, edges, weighted, every, by_position)
     n = len(runs)
     size = np.bincount(rows, weights, minlength=n)
-    shared = np.bincount(items)[items] > 1  # an item only one run holds is in no overlap
-    rows, items, weights = rows[shared], np.unique(items[shared], return_inverse=True)[1], weights[shared]
+    holders = np.bincount(items)
+    shared = holders[items] > 1  # an item only one run holds is in no overlap
+    code = np.cumsum(holders > 1) - 1  # the shared items renumbered in the same order (no sort needed)
+    rows, items, weights = rows[shared], code[items[shared]], weights[shared]
     common = shared_min(rows, items, weights, n) if weighted else shared_count(rows, items, n)
     union = size[:, None] + size[None, :] - common
     matrix = np.divide(common, union, out=np.ones_like(common), where=union > 0)
@@ -62,7 +65,7 @@ def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool, ev
     if edges:
         senders, receivers, inputs = (np.concatenate([k[c] for k in keys]) for c in range(3))
         ends = np.concatenate([senders, receivers])
-        nodes = np.unique(ends if by_position else by_name(store, ends), return_inverse=True)[1]
+        nodes = compact(ends) if by_position else np.unique(by_name(store, ends), return_inverse=True)[1]
         sender, receiver = nodes[: len(senders)], nodes[len(senders):]
         items = (sender * (int(nodes.max()) + 1) + receiver) * 4 + inputs
     else:
@@ -76,6 +79,14 @@ def incidence(store: Store, runs: list[RunInfo], edges: bool, weighted: bool, ev
     merged = pd.DataFrame({"row": rows, "item": items, "weight": weights}).groupby(["row", "item"], sort=False).max()
     return (merged.index.get_level_values(0).to_numpy(np.int64), merged.index.get_level_values(1).to_numpy(np.int64),
             merged["weight"].to_numpy(np.float64))
+
+
+def compact(numbers: np.ndarray) -> np.ndarray:
+    """Non-negative node numbers as they are where they are below SMALL_NODES (an edge key of two then fits in 63
+    bits); else renumbered 0..k-1 by a sort, the step that cost most where the numbers were small already."""
+    if int(numbers.max()) < SMALL_NODES:
+        return numbers
+    return np.unique(numbers, return_inverse=True)[1]
 
 
 def by_name(store: Store, nodes: np.ndarray) -> np.ndarray:
