@@ -27,6 +27,7 @@ API_NAMES = {
     **{f"import {kind}": "import_file" for kind in IMPORT_KINDS},  # one API call, the format as its first argument
     "sweep": "sweep",  # circuitdb.catalog.sweep: opens the store the sweep file names
     "toy train": "train_and_save", "toy train-sae": "train_and_save_saes",  # circuitdb.discovery: no catalog involved
+    "serve": "serve",  # circuitdb.serve.serve: the web view, each of its routes one Catalog call
 }
 
 

@@ -50,6 +50,8 @@ export function drawGraph(container, nodes, edges, { onNode } = {}) {
       weight: e.weight, region: e.region ?? 0, width: 0.5 + 5 * Math.abs(e.weight) / top,
       colour: e.colour || INPUT_COLOURS[e.input || ""] } })),
   ];
+  if (container.cy) container.cy.destroy(); // a redraw replaces the graph in this box
+  const many = edges.length > 400;
   const cy = cytoscape({
     container, elements, layout: { name: "preset", fit: true, padding: 20 }, wheelSensitivity: 0.3,
     style: [
@@ -57,12 +59,18 @@ export function drawGraph(container, nodes, edges, { onNode } = {}) {
         "font-size": 11, "text-valign": "center", "background-color": "data(colour)", "border-width": 1,
         "border-color": "#666" } },
       { selector: "node:selected", style: { "border-width": 3, "border-color": "#000" } },
-      { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "target-arrow-color": "data(colour)",
-        "target-arrow-shape": "triangle", "arrow-scale": 0.6, "curve-style": "bezier", opacity: 0.75, label: "data(input)",
-        "font-size": 9, color: "#333", "text-background-color": "#fff", "text-background-opacity": 0.7 } },
+      many ? { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "curve-style": "haystack",
+        "haystack-radius": 0, opacity: 0.5 } }
+        : { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "target-arrow-color": "data(colour)",
+          "target-arrow-shape": "triangle", "arrow-scale": 0.6, "curve-style": "bezier", opacity: 0.75, label: "data(input)",
+          "font-size": 9, color: "#333", "text-background-color": "#fff", "text-background-opacity": 0.7 } },
     ],
+    // past a few hundred edges: straight lines without labels or arrows, and no edges while panning (fast enough for
+    // thousands; the slider's URL says how many are shown)
+    hideEdgesOnViewport: many, textureOnViewport: many,
   });
   if (onNode) cy.on("tap", "node", (event) => onNode(event.target.id()));
+  container.cy = cy;
   container.dataset.nodes = String(nodes.length);
   container.dataset.edges = String(edges.length);
   window.cy = cy; // for a person at the console, and for the browser tests

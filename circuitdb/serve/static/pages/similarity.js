@@ -9,7 +9,10 @@ export async function render(view, _arg, query) {
   const { runs } = await api("runs");
   view.replaceChildren(el("h1", {}, "Similarity"), selector(runs, params, "/similarity", true));
   setQuery(params);
-  const result = await api("similarity", params);
+  // the runs the choice names (several methods at one threshold included): the heatmap compares them all
+  const chosen = runs.filter((r) => ["model", "task", "method"].every((key) => !params[key].length || params[key].includes(r[key])));
+  if (!chosen.length) throw new Error("no runs match this choice");
+  const result = await api("similarity", { run: chosen.map((r) => r.id), edges: params.edges, weighted: params.weighted });
   view.append(el("p", { class: "muted" }, `${params.weighted ? "weighted " : ""}Jaccard of ${params.edges ? "edges" : "components"} `
     + `(${result.identity}); a cell opens the two runs in Compare`),
   heatmap(result.matrix, result.labels, (i, j) => `/compare?run=${result.run_ids[i]}&run=${result.run_ids[j]}`));
