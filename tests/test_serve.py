@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from fixtures import catalog_runs
 
-from circuitdb import Catalog, Selection
+from circuitdb import Catalog, CircuitdbError, Selection
 from circuitdb.cli import main
 from circuitdb.domain import Relation, SteeringVector, graph_edges
 
@@ -269,3 +269,22 @@ def test_no_request_leaves_this_machine(browser, server: str) -> None:
     assert len(browser.requests) > 20
     outside = [u for u in browser.requests if not (urlsplit(u).hostname == "127.0.0.1" or u.startswith("data:"))]
     assert not outside, outside
+
+
+def test_subgraph_and_component_agree_on_both_stores(catalog: Catalog) -> None:
+    """The queries the pages ask, on each backend: the strongest edges cut in the store, a component's edges and runs."""
+    runs = catalog_runs()[:3]
+    catalog.add(runs)
+    run = runs[0]
+    sub = catalog.subgraph(run.id, top=5)
+    strongest = sorted(run.edges, key=lambda e: -abs(e.weight))[:5]
+    assert [(e["sender"], e["receiver"], e["input"], e["weight"]) for e in sub.edges] == [
+        (e.sender, e.receiver, e.input, e.weight) for e in strongest]
+    assert sub.to_dict()["total_edges"] == len(run.edges)
+    detail = catalog.component(run.id, "a9.h1").to_dict()
+    assert detail["score"] == run.components["a9.h1"]
+    touching = [e for e in run.edges if "a9.h1" in (e.sender, e.receiver)]
+    assert sorted(abs(e["weight"]) for e in detail["edges"]) == sorted(abs(e.weight) for e in touching)
+    assert {r["run"] for r in detail["runs"]} == {r.id for r in runs if "a9.h1" in r.components}
+    with pytest.raises(CircuitdbError, match="not in run"):
+        catalog.component(run.id, "a0.h0" if "a0.h0" not in run.components else "a11.h11")

@@ -35,19 +35,37 @@ mimetypes.add_type("text/javascript", ".js")
 
 
 class Reader:
-    """The one read-only catalog the requests share, one question at a time; the embedded file is let go after each,
-    so `circuitdb discover` can write beside the server (which waits for a writer as any reader does)."""
+    """The one read-only catalog the requests share, one question at a time. The embedded file is let go once no
+    question has come for `idle` seconds (a page asks a few in a row), so `circuitdb discover` can write beside the
+    server: it waits at most that long, and the server waits for a writer as any reader does."""
 
-    def __init__(self, url: str | None, wait: float = 10) -> None:
+    def __init__(self, url: str | None, wait: float = 10, idle: float = 0.5) -> None:
         self.catalog = Catalog(url, read_only=True, create=False, wait=wait, lazy=True)
         self.lock = threading.Lock()
+        self.idle = idle
+        self.asked = 0  # questions so far: a release is due only if none came since it was planned
+        self.timer: threading.Timer | None = None
 
     def __call__(self, ask: Callable[[Catalog], Result]) -> Result:
         with self.lock:
+            self.asked += 1
             try:
                 return ask(self.catalog)
-            finally:
+            except BaseException:
                 self.catalog.release()
+                raise
+            finally:
+                self._release_later(self.asked)
+
+    def _release_later(self, asked: int) -> None:
+        def release() -> None:
+            with self.lock:
+                if self.asked == asked:
+                    self.catalog.release()
+
+        self.timer = threading.Timer(self.idle, release)
+        self.timer.daemon = True
+        self.timer.start()
 
 
 def _selection(request: Request) -> Selection:

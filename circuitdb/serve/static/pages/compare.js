@@ -47,9 +47,8 @@ export async function render(view, _arg, query) {
       legend.append(el("span", { style: `background:${REGION_COLOURS[bits]}`, "data-region": bits }, sets));
     }
     view.append(el("p", { class: "muted" }, `each run's top ${top} edges by |weight|; nodes coloured by the runs that include them`),
-      legend, graph);
+      legend, el("div", { class: "split" }, graph, el("div", { class: "panel" }, venn(result.regions, names))));
     drawGraph(graph, shownNodes, shownEdges);
-    charts.append(venn(result.regions, names));
   } else {
     charts.append(upset(result.regions, names));
   }

@@ -44,7 +44,7 @@ export async function render(view, runId, query) {
     panel.dataset.node = "";
     try {
       const c = await api(`component/${encodeURIComponent(runId)}/${encodeURIComponent(state.node)}`);
-      panel.replaceChildren(
+      panel.replaceChildren(...[
         el("h2", {}, c.name),
         el("p", {}, `${c.kind ?? ""} layer ${fmt(c.layer)}, score `, el("b", { id: "node-score" }, fmt(c.score))),
         c.kind === "sae_feature" ? el("p", {}, el("a", { href: `/features?feature=${encodeURIComponent(c.name)}` }, "relations")) : null,
@@ -53,7 +53,7 @@ export async function render(view, runId, query) {
         el("h2", {}, `runs including ${c.name} (${c.runs.length})`),
         table(c.runs, ["label", "score"], { cell: (r, key) => (key === "label"
           ? runLink(r.run, r.label, `?node=${encodeURIComponent(c.name)}`) : undefined) }),
-      );
+      ].filter(Boolean));
       panel.dataset.node = c.name;
     } catch (error) {
       panel.replaceChildren(el("p", { class: "error" }, error.message));
