@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/discovery.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) $(VENV_TL4) $(DEMO) .cache .pytest_cache .ruff_cache screenshots

@@ -18,7 +18,9 @@ export function venn(regions, names) {
   const circles = two ? [[150, 130], [250, 130]] : [[150, 115], [250, 115], [200, 200]];
   const spots = two ? { 1: [105, 135], 2: [295, 135], 3: [200, 135] }
     : { 1: [110, 95], 2: [290, 95], 4: [200, 265], 3: [200, 85], 5: [145, 190], 6: [255, 190], 7: [200, 150] };
-  const chart = svg("svg", { width: 400, height: two ? 260 : 330, id: "venn", "data-runs": names.length });
+  const height = two ? 260 : 330;
+  const chart = svg("svg", { width: "100%", viewBox: `0 0 400 ${height}`, style: "max-width:400px", id: "venn",
+    "data-runs": names.length });
   circles.forEach(([x, y], i) => {
     chart.append(svg("circle", { cx: x, cy: y, r: 95, fill: REGION_COLOURS[1 << i], "fill-opacity": 0.55, stroke: "#555" }));
     const [lx, ly] = two ? [x + (i ? 40 : -40), 20] : [x + (i === 2 ? 0 : i ? 60 : -60), i === 2 ? 320 : 12];
