@@ -36,12 +36,13 @@ export function venn(regions, names) {
 export function upset(regions, names) {
   const rows = regions.filter((r) => r.count > 0).sort((a, b) => b.count - a.count);
   const most = Math.max(1, ...rows.map((r) => r.count));
-  const left = 160, width = 26, bars = 140, dots = names.length * 20;
+  const left = 160, width = 26, bars = 154, dots = names.length * 20; // bars end at y = bars, their labels above
   const chart = svg("svg", { width: left + rows.length * width + 20, height: bars + dots + 30, id: "upset" });
+  const tallest = bars - 20;
   names.forEach((name, i) => chart.append(text(left - 8, bars + 24 + i * 20, name, { "text-anchor": "end" })));
   rows.forEach((r, j) => {
     const x = left + j * width;
-    const h = (bars * r.count) / most;
+    const h = (tallest * r.count) / most;
     chart.append(svg("rect", { x: x + 4, y: bars - h + 10, width: width - 8, height: h, fill: "#555" }));
     chart.append(text(x + width / 2, bars - h + 6, r.count, { "font-size": 10 }));
     names.forEach((_, i) => chart.append(svg("circle", { cx: x + width / 2, cy: bars + 20 + i * 20, r: 6,
@@ -52,7 +53,8 @@ export function upset(regions, names) {
 
 // matrix: square list of lists in [0, 1]; onCell(i, j) makes a cell a link target
 export function heatmap(matrix, labels, href) {
-  const cell = 44, left = 220, topPad = 220;
+  const longest = Math.max(4, ...labels.map((name) => name.length));
+  const cell = 44, left = Math.min(320, 20 + 7 * longest), topPad = Math.min(280, 20 + 6.5 * longest);
   const chart = svg("svg", { width: left + labels.length * cell + 10, height: topPad + labels.length * cell + 10,
     id: "heatmap" });
   labels.forEach((name, i) => {
@@ -85,8 +87,9 @@ export function ladderChart(rungs) {
     const y = rungs.length * step - i * step - 10; // strictest on top: the ladder is climbed towards it
     const w = (width * r.size) / most;
     chart.append(text(left - 18, y + 5, r.threshold, { "text-anchor": "end" }));
-    chart.append(svg("rect", { x: left, y: y - 9, width: w, height: 18, fill: "#80b1d3", "data-threshold": r.threshold }));
-    chart.append(text(left + 4, y + 5, `${r.size} members`, { "text-anchor": "start" }));
+    chart.append(svg("a", { href: `/run/${encodeURIComponent(r.run)}` },
+      svg("rect", { x: left, y: y - 9, width: w, height: 18, fill: "#80b1d3", "data-threshold": r.threshold }),
+      text(left + 4, y + 5, `${r.size} members`, { "text-anchor": "start" })));
     const nest = r.within_stricter === null ? "" : r.within_stricter ? "within the stricter circuit" : "not within the stricter";
     chart.append(text(left + width + 18, y + 5, nest, { "text-anchor": "start", fill: r.within_stricter ? "#2a7" : "#b33" }));
   });

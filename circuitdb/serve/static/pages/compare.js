@@ -12,7 +12,10 @@ export async function render(view, _arg, query) {
   const result = await api("venn", { run: ids, edges: edges ? 1 : "" });
   const names = result.runs.map((r) => r.label);
   const full = await Promise.all(result.runs.map((r) => api(`subgraph/${encodeURIComponent(r.id)}`, { top })));
-  view.replaceChildren(el("h1", {}, `Compare ${names.join(" | ")}`));
+  const toggle = new URLSearchParams(location.search);
+  if (edges) toggle.delete("edges"); else toggle.set("edges", "1");
+  view.replaceChildren(el("h1", {}, `Compare ${names.join(" | ")}`),
+    el("a", { href: `/compare?${toggle}`, id: "toggle-edges" }, edges ? "regions of components" : "regions of edges"));
   setQuery({ run: result.runs.map((r) => r.id), top, edges: edges ? "1" : "" });
 
   const legend = el("p", { class: "legend", id: "legend" });

@@ -25,7 +25,8 @@ export async function render(view, _arg, query) {
   const { runs } = await api("runs");
   const model = query.get("model") || (runs[0] && runs[0].model) || "";
   const task = query.get("task") || (runs.find((r) => r.model === model) || runs[0] || {}).task || "";
-  const method = query.get("method") || "";
+  // several methods on one model x task make a ladder ambiguous: the first run's method unless one is chosen
+  const method = query.get("method") || ((runs.find((r) => r.model === model && r.task === task) || {}).method ?? "");
   const params = { model, task, method };
   view.replaceChildren(el("h1", {}, `Threshold ladder of ${model} x ${task}`), selector(runs, params, "/ladder"));
   setQuery(params);

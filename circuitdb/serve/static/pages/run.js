@@ -6,16 +6,20 @@ import { drawGraph, INPUT_COLOURS } from "../graph.js";
 const STEPS = 200; // slider positions, spread logarithmically over 1 ... all edges
 
 export async function render(view, runId, query) {
-  const state = { top: Number(query.get("top")) || 200, node: query.get("node") || "" };
+  const state = { top: Number(query.get("top")) || 200, node: query.get("node") || "",
+    minWeight: Number(query.get("min_weight")) || 0 };
   const heading = el("h1", {}, runId);
   const count = el("span", { id: "edge-count" });
   const slider = el("input", { type: "range", id: "top", min: 0, max: STEPS, step: 1 });
+  const floor = el("input", { type: "number", id: "min-weight", min: 0, step: "any", size: 6, value: state.minWeight || "",
+    onchange: (e) => { state.minWeight = Math.max(0, Number(e.target.value) || 0); load(); } });
   const graph = el("div", { class: "graph", id: "graph" });
   const panel = el("div", { class: "panel", id: "panel" }, el("p", { class: "muted" }, "Click a node."));
   const legend = el("span", { class: "legend" },
     Object.entries(INPUT_COLOURS).map(([input, colour]) => el("span", { style: `border-color:${colour};color:${colour}` },
       input || "other")));
-  view.replaceChildren(heading, el("div", { class: "controls" }, el("label", {}, "edges ", slider), count, legend),
+  view.replaceChildren(heading, el("div", { class: "controls" }, el("label", {}, "edges ", slider),
+    el("label", {}, "|weight| at least ", floor), count, legend),
     el("div", { class: "split" }, graph, panel));
 
   let total = 1;
@@ -24,18 +28,19 @@ export async function render(view, runId, query) {
 
   async function load() {
     graph.dataset.loading = "1";
-    const sub = await api(`subgraph/${encodeURIComponent(runId)}`, { top: state.top });
+    const sub = await api(`subgraph/${encodeURIComponent(runId)}`, { top: state.top, min_weight: state.minWeight || "" });
     total = Math.max(1, sub.total_edges);
     heading.replaceChildren(sub.label, el("span", { class: "muted" }, `  ${sub.run.id}`));
     slider.value = toStep(Math.min(state.top, total));
-    count.textContent = `${sub.edges.length} of ${sub.total_edges} edges (top ${state.top} by |weight|), `
+    const floorText = state.minWeight ? `, |weight| >= ${state.minWeight}` : "";
+    count.textContent = `${sub.edges.length} of ${sub.total_edges} edges (top ${state.top} by |weight|${floorText}), `
       + `${sub.nodes.length} of ${sub.total_nodes} nodes`;
     drawGraph(graph, sub.nodes, sub.edges, { onNode: (name) => { state.node = name; show(); } });
     delete graph.dataset.loading;
     save();
   }
 
-  function save() { setQuery({ top: state.top, node: state.node }); }
+  function save() { setQuery({ top: state.top, min_weight: state.minWeight || "", node: state.node }); }
 
   async function show() {
     save();
