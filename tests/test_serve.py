@@ -281,6 +281,8 @@ def test_subgraph_and_component_agree_on_both_stores(catalog: Catalog) -> None:
     assert [(e["sender"], e["receiver"], e["input"], e["weight"]) for e in sub.edges] == [
         (e.sender, e.receiver, e.input, e.weight) for e in strongest]
     assert sub.to_dict()["total_edges"] == len(run.edges)
+    ends = {e[k] for e in sub.edges for k in ("sender", "receiver")}
+    assert ends <= {n["name"] for n in sub.nodes} and all(n["score"] == run.components[n["name"]] for n in sub.nodes)
     detail = catalog.component(run.id, "a9.h1").to_dict()
     assert detail["score"] == run.components["a9.h1"]
     touching = [e for e in run.edges if "a9.h1" in (e.sender, e.receiver)]

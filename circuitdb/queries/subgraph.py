@@ -20,13 +20,19 @@ def node(name: str, kind: str | None, layer: int | None, score: float | None = N
 
 
 def subgraph(store: Store, run: RunInfo, top: int, min_weight: float) -> tuple[list[dict], list[dict]]:
-    """(nodes, edges): the run's `top` edges by |weight| (at least `min_weight`) and `top` members by |score| (input
-    and logits first), plus every end of those edges; edges strongest first, nodes in forward order."""
+    """(nodes, edges): the run's `top` edges by |weight| (at least `min_weight`), every end of those edges, input and
+    logits, and its `top` scored members by |score| (its first `top` members when it has no edges: a circuit of nodes);
+    edges strongest first, nodes in forward order."""
     edges = run_query(store, "subgraph_edges", run_id=run.id, top=top, min_weight=min_weight)
     edges.sort(key=lambda e: (-abs(e["weight"]), e["sender"], e["receiver"], e["input"] or ""))
     members = run_query(store, "subgraph_members", run_id=run.id, top=top)
+    if edges:  # unscored members off the edges shown would only crowd the picture
+        members = [m for m in members if m["score"] is not None or m["kind"] in ("embed", "logits")]
     nodes = {m["component"]: node(m["component"], m["kind"], m["layer"], m["score"]) for m in members}
-    for e in edges:
+    ends = sorted({e[end] for e in edges for end in ("sender", "receiver")} - nodes.keys())
+    for m in run_query(store, "subgraph_ends", run_id=run.id, names=ends) if ends else []:
+        nodes[m["component"]] = node(m["component"], m["kind"], m["layer"], m["score"])
+    for e in edges:  # an end that is not a member (older catalogs): as the edge names it
         for end in ("sender", "receiver"):
             if e[end] not in nodes:
                 nodes[e[end]] = node(e[end], e[f"{end}_kind"], e[f"{end}_layer"])
