@@ -23,6 +23,7 @@ export async function render(view, runId, query) {
     el("div", { class: "split" }, graph, panel));
 
   let total = 1;
+  let model = "";
   const toTop = (step) => Math.max(1, Math.round(Math.exp((Math.log(total) * step) / STEPS)));
   const toStep = (top) => Math.round((STEPS * Math.log(Math.max(1, top))) / Math.log(Math.max(2, total)));
 
@@ -30,6 +31,7 @@ export async function render(view, runId, query) {
     graph.dataset.loading = "1";
     const sub = await api(`subgraph/${encodeURIComponent(runId)}`, { top: state.top, min_weight: state.minWeight || "" });
     total = Math.max(1, sub.total_edges);
+    model = sub.run.model;
     heading.replaceChildren(sub.label, el("span", { class: "muted" }, `  ${sub.run.id}`));
     slider.value = toStep(Math.min(state.top, total));
     const floorText = state.minWeight ? `, |weight| >= ${state.minWeight}` : "";
@@ -52,7 +54,8 @@ export async function render(view, runId, query) {
       panel.replaceChildren(...[
         el("h2", {}, c.name),
         el("p", {}, `${c.kind ?? ""} layer ${fmt(c.layer)}, score `, el("b", { id: "node-score" }, fmt(c.score))),
-        c.kind === "sae_feature" ? el("p", {}, el("a", { href: `/features?feature=${encodeURIComponent(c.name)}` }, "relations")) : null,
+        c.kind === "sae_feature" ? el("p", {}, el("a", { href: `/features?feature=${encodeURIComponent(c.name)}&model=${encodeURIComponent(model)}` },
+          "relations")) : null,
         el("h2", {}, `edges (${c.edges.length}, strongest first)`),
         table(c.edges, ["direction", "other", "input", "weight"]),
         el("h2", {}, `runs including ${c.name} (${c.runs.length})`),
