@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--store")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    os.environ["SE_OFFLINE"] = "true"  # Debian's chromium and driver, nothing fetched
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait

@@ -104,6 +104,7 @@ def browser(server: str) -> Iterator:
         if os.environ.get("CI"):
             pytest.fail("the browser tests need Debian's chromium and chromium-driver (make system-deps)")
         pytest.skip("no chromium/chromedriver: `make system-deps` installs Debian's")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager may not fetch a browser or driver: Debian's are given below
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
