@@ -145,6 +145,8 @@ def create_app(url: str | None = None, wait: float = 10, hosts: tuple[str, ...] 
                 return JSONResponse(reader(lambda c: ROUTES[name](c, request)).to_dict())
             except CircuitdbError as exc:
                 return JSONResponse({"error": " ".join(str(exc).split())}, status_code=400)
+            except Exception as exc:  # an unforeseen failure: one line for the page, as the CLI says it
+                return JSONResponse({"error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}, status_code=500)
 
         return answer
 
