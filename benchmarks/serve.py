@@ -1,5 +1,6 @@
 """Load times of `circuitdb serve`'s pages in headless Chromium (Debian's, through Selenium): the time from asking a URL
-to the page having drawn, best of --repeat, and the server's start (process launched to first answer). Without
+to the page having drawn, best of --repeat, and the server's start (process launched to first answer) beside the
+CLI's own start (`circuitdb --version`, measured in the same run: both import the catalog and pandas). Without
 --store it builds a catalog holding GPT-2 small's full EAP-IG graph (32,491 edges, all stored) beside the test
 fixture's runs; with --store (e.g. the demo's) it times that catalog's pages.
 
@@ -63,10 +64,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         url = args.store or big_catalog(Path(folder))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        begin = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "circuitdb", "--version"], cwd=ROOT, env=env, check=True, capture_output=True)
+        baseline = time.perf_counter() - begin
         port = free_port()
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "circuitdb", "serve", "--store", url, "--port", str(port)],
-                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                cwd=ROOT, env=env)
         base = f"http://127.0.0.1:{port}"
         while True:
             try:
@@ -74,7 +79,9 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.02)
-        print(f"server start: {time.perf_counter() - start:.2f} s (process launched to first answer)")
+        started = time.perf_counter() - start
+        print(f"server start: {started:.2f} s (process launched to first answer); `circuitdb --version` {baseline:.2f} s "
+              f"(x{started / baseline:.2f})")
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"
         for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
