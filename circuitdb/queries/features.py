@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import pandas as pd
-
 from circuitdb.domain import canonical, component_id, parse_component
 from circuitdb.errors import CircuitdbError
+from circuitdb.lazy import pd
 from circuitdb.queries import run_query
 from circuitdb.queries.results import Result, Table, records
 from circuitdb.queries.selection import RunInfo
