@@ -13,8 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from circuitdb.domain import (
     MEASURES,
     Model,
@@ -35,6 +33,7 @@ from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.features import relation_rows, steering_rows
 from circuitdb.ingest.files import check_output, writing
 from circuitdb.ingest.tables import run_tables
+from circuitdb.lazy import pd
 from circuitdb.progress import Reporter
 from circuitdb.queries import run_query
 from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
@@ -277,13 +276,15 @@ class Catalog:
 
     def subgraph(self, run_id: str, top: int = 200, min_weight: float = 0.0) -> Subgraph:
         """A run's `top` strongest edges by |weight| (at least `min_weight`) and members by |score|, with the ends of
-        those edges: the store sorts and cuts, so a picture of a run of 30,000 edges fetches only what it shows."""
+        those edges: the store sorts and cuts, so a picture of a run of 30,000 edges fetches only what it shows. A run
+        whose score list (an imported EAP-IG score file) scores more edges than it stores is shown from that list:
+        its top edges by |score|, each marked `in_circuit` or only scored, so the picture reaches past the circuit."""
         _at_least(top, 1, "--top")
         if check_number(min_weight, "--min-weight") is None or min_weight < 0:
             raise CircuitdbError(f"--min-weight must be a number >= 0, got {min_weight!r}")
         (info,) = self.select(Selection(run_ids=(run_id,)))
-        nodes, edges = subgraph(self.store, info, top, float(min_weight))
-        return Subgraph(info, nodes, edges, top, float(min_weight))
+        nodes, edges, scored = subgraph(self.store, info, top, float(min_weight))
+        return Subgraph(info, nodes, edges, top, float(min_weight), scored)
 
     def component(self, run_id: str, component: str, top: int = 50) -> ComponentDetail:
         """One component of a run: its score, its `top` strongest edges in and out, and every run that includes it."""

@@ -43,6 +43,23 @@ def full_graph() -> dict:
             "edges": edges}
 
 
+def score_file(in_graph: int = 300) -> dict:
+    """An imported EAP-IG score file of GPT-2 small: every one of its 32,491 edges scored, `in_graph` of them (picked
+    at random, not the strongest) in the graph, with their ends; a score on some nodes."""
+    import random
+
+    graph = full_graph()
+    rng = random.Random(1)
+    names = list(graph["edges"])
+    chosen = set(rng.sample(names, in_graph))
+    for name, edge in graph["edges"].items():
+        edge["in_graph"] = name in chosen
+    kept = {end for name in chosen for end in name.split("<")[0].split("->")}
+    graph["nodes"] = {n: {"in_graph": n in kept, "score": rng.gauss(0, 1) if n.startswith("m") else None}
+                      for n in graph["nodes"]}
+    return graph
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("serve")
@@ -51,12 +68,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with Catalog(url) as catalog:
         catalog.add(catalog_runs())
         (big,) = catalog.import_file("eap-ig", folder / "full.json", model="gpt2-small", task="ioi")
+        (folder / "scores.json").write_text(json.dumps(score_file()))
+        (scored,) = catalog.import_file("eap-ig", folder / "scores.json", model="gpt2-small", task="greater-than")
         catalog.add_relations([Relation("gpt2-small", "a9.h1", "gpt2-small", "a7.h11", "cosine", 0.8, "test"),
                                Relation("gpt2-small", "a9.h1", "gpt2-small", "a4.h4", "match", 0.6, "test")])
         vector = SteeringVector("gpt2-small", "days-minus-months", 3, [0.01] * 768, "days - months")
         catalog.add_steering(vector, "DECOMPOSES_INTO", [{"name": "a9.h1", "coef": 0.5, "method": "omp"},
                                                          {"name": "m9", "coef": -0.25, "method": "omp"}])
-    return {"url": url, "big": big.id}
+    return {"url": url, "big": big.id, "scored": scored.id}
 
 
 def free_port() -> int:
@@ -176,6 +195,14 @@ def test_the_api_answers_what_the_cli_prints_and_a_writer_gets_in_beside_it(serv
         catalog.delete(extra.id)
 
 
+def test_the_server_starts_without_pandas(store: dict) -> None:
+    """Its start (the app built, the catalog opened and asked for its runs) loads no pandas, numpy or pyarrow."""
+    code = (f"import sys; from circuitdb.serve import create_app; create_app({store['url']!r}); "
+            "print([m for m in ('pandas', 'numpy', 'pyarrow', 'rich', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_subgraph_is_the_strongest_edges_cut_in_the_store(store: dict) -> None:
     with Catalog(store["url"], read_only=True) as catalog:
         sub = catalog.subgraph(store["big"], top=200)
@@ -183,6 +210,35 @@ def test_the_subgraph_is_the_strongest_edges_cut_in_the_store(store: dict) -> No
     assert sub.run.n_edges == 32491 and len(sub.edges) == 200
     assert [abs(e["weight"]) for e in sub.edges] == every[:200]
     assert {e[k] for e in sub.edges for k in ("sender", "receiver")} <= {n["name"] for n in sub.nodes}
+
+
+def test_a_score_files_subgraph_is_its_top_scored_edges_marked_in_the_circuit_or_not(store: dict) -> None:
+    graph = score_file()
+    kept = {n for n, e in graph["edges"].items() if e["in_graph"]}
+    with Catalog(store["url"], read_only=True) as catalog:
+        sub = catalog.subgraph(store["scored"], top=200)
+        more = catalog.subgraph(store["scored"], top=2000, min_weight=0.5)
+    every = sorted((abs(e["score"]) for e in graph["edges"].values()), reverse=True)
+    assert sub.run.n_edges == 300 and sub.scored_edges == 32491 and len(sub.edges) == 200
+    assert [abs(e["weight"]) for e in sub.edges] == pytest.approx(every[:200])
+    name = lambda e: f"{e['sender']}->{e['receiver']}" + (f"<{e['input']}>" if e["input"] else "")  # noqa: E731
+    assert all(e["in_circuit"] == (name(e) in kept) for e in sub.edges)
+    assert 0 < sum(e["in_circuit"] for e in sub.edges) < 200  # the circuit's edges among others only scored
+    assert {e[k] for e in sub.edges for k in ("sender", "receiver")} <= {n["name"] for n in sub.nodes}
+    nodes = {n["name"]: n for n in sub.nodes}
+    assert all(n["score"] == pytest.approx(graph["nodes"][n["name"]]["score"]) for n in nodes.values()
+               if n["name"].startswith("m"))
+    assert all(n["in_circuit"] == graph["nodes"][n["name"]]["in_graph"] for n in nodes.values())
+    assert len(more.edges) == 2000 > 300 and all(abs(e["weight"]) >= 0.5 for e in more.edges)
+    assert sum(e["in_circuit"] for e in more.edges) <= 300
+    # the CLI prints the same
+    assert cli_json("subgraph", store["scored"], "--top", "20", "--store", store["url"])["edges"] == \
+        json.loads(json.dumps(catalog_subgraph(store, 20)["edges"]))
+
+
+def catalog_subgraph(store: dict, top: int) -> dict:
+    with Catalog(store["url"], read_only=True) as catalog:
+        return catalog.subgraph(store["scored"], top=top).to_dict()
 
 
 def test_the_runs_page_lists_sorts_and_filters(browser, server: str) -> None:

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
+from circuitdb.lazy import pd
 from circuitdb.queries.selection import RunInfo, label_of
 
-Table = tuple[str, pd.DataFrame]
+Table = tuple[str, "pd.DataFrame"]
 
 
 def plain(value: Any) -> Any:
@@ -274,16 +273,21 @@ class Subgraph(Result):
     edges: list[dict[str, Any]]  # sender, receiver, input, weight; strongest first
     top: int
     min_weight: float = 0.0
+    scored_edges: int = 0  # edges in the run's score list when they are what is shown (else 0: its stored edges)
 
     def to_dict(self) -> dict[str, Any]:
         return plain({"run": self.run.as_dict(), "label": label_of(self.run), "top": self.top,
                       "min_weight": self.min_weight, "total_edges": self.run.n_edges, "total_nodes": self.run.n_nodes,
-                      "nodes": self.nodes, "edges": self.edges})
+                      "scored_edges": self.scored_edges, "nodes": self.nodes, "edges": self.edges})
 
     def tables(self) -> list[Table]:
-        title = f"{label_of(self.run)}: the {len(self.edges)} strongest of {self.run.n_edges} edges"
-        return [(title, pd.DataFrame(self.edges, columns=["sender", "receiver", "input", "weight"])),
-                ("nodes", pd.DataFrame(self.nodes, columns=["name", "kind", "layer", "score"]))]
+        if self.scored_edges:
+            title = (f"{label_of(self.run)}: the {len(self.edges)} strongest of {self.scored_edges} scored edges "
+                     f"({self.run.n_edges} in the circuit)")
+        else:
+            title = f"{label_of(self.run)}: the {len(self.edges)} strongest of {self.run.n_edges} edges"
+        return [(title, pd.DataFrame(self.edges, columns=["sender", "receiver", "input", "weight", "in_circuit"])),
+                ("nodes", pd.DataFrame(self.nodes, columns=["name", "kind", "layer", "score", "in_circuit"]))]
 
 
 @dataclass

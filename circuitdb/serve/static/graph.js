@@ -39,7 +39,8 @@ export function layered(nodes) {
 
 export const edgeId = (e) => `${e.sender}->${e.receiver}${e.input ? `<${e.input}>` : ""}`;
 
-// nodes: [{name, kind, layer, index, score, colour?}], edges: [{sender, receiver, input, weight, colour?}]
+// nodes: [{name, kind, layer, index, score, colour?}], edges: [{sender, receiver, input, weight, in_circuit?, colour?}]
+// (an edge with in_circuit false, scored but outside the circuit, is dashed)
 export function drawGraph(container, nodes, edges, { onNode } = {}) {
   const positions = layered(nodes);
   const top = Math.max(1e-12, ...edges.map((e) => Math.abs(e.weight)));
@@ -48,6 +49,7 @@ export function drawGraph(container, nodes, edges, { onNode } = {}) {
       colour: n.colour || SINGLE_COLOUR }, position: positions[n.name] })),
     ...edges.map((e) => ({ data: { id: edgeId(e), source: e.sender, target: e.receiver, input: e.input || "",
       weight: e.weight, region: e.region ?? 0, width: 0.5 + 5 * Math.abs(e.weight) / top,
+      line: e.in_circuit === false ? "dashed" : "solid",
       colour: e.colour || INPUT_COLOURS[e.input || ""] } })),
   ];
   if (container.cy) container.cy.destroy(); // a redraw replaces the graph in this box
@@ -59,9 +61,9 @@ export function drawGraph(container, nodes, edges, { onNode } = {}) {
         "font-size": 11, "text-valign": "center", "background-color": "data(colour)", "border-width": 1,
         "border-color": "#666" } },
       { selector: "node:selected", style: { "border-width": 3, "border-color": "#000" } },
-      many ? { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "curve-style": "haystack",
+      many ? { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "line-style": "data(line)", "curve-style": "haystack",
         "haystack-radius": 0, opacity: 0.5 } }
-        : { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "target-arrow-color": "data(colour)",
+        : { selector: "edge", style: { width: "data(width)", "line-color": "data(colour)", "line-style": "data(line)", "target-arrow-color": "data(colour)",
           "target-arrow-shape": "triangle", "arrow-scale": 0.6, "curve-style": "bezier", opacity: 0.75, label: "data(input)",
           "font-size": 9, color: "#333", "text-background-color": "#fff", "text-background-opacity": 0.7 } },
     ],

@@ -1,5 +1,6 @@
 // Run: the circuit as a layered graph. The slider asks the server for the top N edges by |weight| (the store cuts,
-// so a run of 30,000 edges sends only those); a clicked node shows its score, its edges and the other runs holding it.
+// so a run of 30,000 edges sends only those; a run with a score list: its top N scored edges, those outside the
+// circuit dashed); a clicked node shows its score, its edges and the other runs holding it.
 import { api, el, fmt, runLink, setQuery, table } from "../app.js";
 import { drawGraph, INPUT_COLOURS } from "../graph.js";
 
@@ -30,13 +31,17 @@ export async function render(view, runId, query) {
   async function load() {
     graph.dataset.loading = "1";
     const sub = await api(`subgraph/${encodeURIComponent(runId)}`, { top: state.top, min_weight: state.minWeight || "" });
-    total = Math.max(1, sub.total_edges);
+    total = Math.max(1, sub.scored_edges || sub.total_edges); // a score list's edges: the slider reaches them all
     model = sub.run.model;
     heading.replaceChildren(sub.label, el("span", { class: "muted" }, `  ${sub.run.id}`));
     slider.value = toStep(Math.min(state.top, total));
     const floorText = state.minWeight ? `, |weight| >= ${state.minWeight}` : "";
-    count.textContent = `${sub.edges.length} of ${sub.total_edges} edges (top ${state.top} by |weight|${floorText}), `
-      + `${sub.nodes.length} of ${sub.total_nodes} nodes`;
+    const inCircuit = sub.edges.filter((e) => e.in_circuit).length;
+    count.textContent = sub.scored_edges
+      ? `${sub.edges.length} of ${sub.scored_edges} scored edges (top ${state.top} by |score|${floorText}; ${inCircuit} of `
+        + `them in the circuit of ${sub.total_edges}, the rest dashed), ${sub.nodes.length} nodes`
+      : `${sub.edges.length} of ${sub.total_edges} edges (top ${state.top} by |weight|${floorText}), `
+        + `${sub.nodes.length} of ${sub.total_nodes} nodes`;
     drawGraph(graph, sub.nodes, sub.edges, { onNode: (name) => { state.node = name; show(); } });
     delete graph.dataset.loading;
     save();
