@@ -290,6 +290,22 @@ def test_the_run_page_draws_the_top_edges_a_node_panel_and_a_slider(browser, ser
     assert browser.execute_script("return cy.edges().length") == 50
 
 
+def test_a_score_files_run_page_opens_with_200_edges_and_the_slider_reaches_past_its_circuit(browser, server: str,
+                                                                                           store: dict) -> None:
+    scored = store["scored"]
+    visit(browser, server, f"/run/{scored}", "run", "run_score_file")
+    assert wait_for(browser, "return document.getElementById('graph').dataset.edges") == "200"
+    dashed = browser.execute_script("return cy.edges().filter(e => e.data('line') === 'dashed').length")
+    assert 0 < dashed < 200  # the scored edges outside the circuit, dashed among the circuit's own
+    assert "32491 scored edges" in browser.find_element("id", "edge-count").text
+    start = time.perf_counter()
+    browser.execute_script("const s = document.getElementById('top'); s.value = 150; s.dispatchEvent(new Event('input'))")
+    shown = int(wait_for(browser, "const g = document.getElementById('graph');"
+                                  "return !g.dataset.loading && g.dataset.edges !== '200' && g.dataset.edges"))
+    TIMES[f"score file: slider to {shown} edges (s)"] = time.perf_counter() - start
+    assert 300 < shown <= 32491 and browser.execute_script("return cy.edges().length") == shown
+
+
 def test_the_compare_page_colours_nodes_by_the_runs_that_include_them(browser, server: str, store: dict) -> None:
     with Catalog(store["url"], read_only=True) as catalog:
         runs = [catalog.select(Selection(tasks=(t,), thresholds=(0.8,), methods=("prune",)))[0] for t in ("days", "months")]
