@@ -172,4 +172,5 @@ def serve(url: str | None = None, host: str = "127.0.0.1", port: int = 8765, wai
     app = create_app(url, wait, hosts)
     print(f"circuitdb: {store_url(url)} (read-only) at http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
           " - Ctrl-C stops", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # no websockets (the pages only fetch JSON): uvicorn then loads no websocket library at start
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none", lifespan="off")
