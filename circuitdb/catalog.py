@@ -36,7 +36,7 @@ from circuitdb.ingest.tables import run_tables
 from circuitdb.lazy import pd
 from circuitdb.progress import Reporter
 from circuitdb.queries import run_query
-from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
+from circuitdb.queries.features import SteeringInfo, across, feature_list, related, resolve_component, steering, steering_vectors
 from circuitdb.queries.overlap import diff, ladder, shared, venn
 from circuitdb.queries.results import (
     ComponentDetail,
@@ -573,6 +573,13 @@ class Catalog:
                  f"(mean r {mean})")
         return Rows("matches", frame, title, {"model_a": lms[0].name, "model_b": lms[1].name, "matched": len(frame),
                                               "mean_correlation": mean})
+
+    def features_list(self, model: str | None = None, limit: int = 200) -> Rows:
+        """The catalog's SAE features (of `model`, or all), those in most runs first, with their run and relation
+        counts: what the web view's Features page offers to pick from."""
+        _at_least(limit, 1, "--limit")
+        frame = feature_list(self.store, model, limit)
+        return Rows("features", frame, f"{len(frame)} SAE features" + (f" of {model}" if model else ""))
 
     def features_related(self, feature: str, model: str | None = None, kinds: tuple[str, ...] = (),
                          min_weight: float = 0.0, limit: int = 20, plot: Path | None = None) -> Rows:

@@ -23,7 +23,7 @@ from fixtures import catalog_runs
 
 from circuitdb import Catalog, CircuitdbError, Selection
 from circuitdb.cli import main
-from circuitdb.domain import Relation, SteeringVector, graph_edges
+from circuitdb.domain import Model, Relation, Run, SteeringVector, Task, graph_edges
 
 ROOT = Path(__file__).parent.parent
 SHOTS = ROOT / "screenshots"
@@ -70,8 +70,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
         (big,) = catalog.import_file("eap-ig", folder / "full.json", model="gpt2-small", task="ioi")
         (folder / "scores.json").write_text(json.dumps(score_file()))
         (scored,) = catalog.import_file("eap-ig", folder / "scores.json", model="gpt2-small", task="greater-than")
+        catalog.add([Run(Model("gpt2-small", 12, 12, 768), Task("sva"), "sae-attribution", 0.5,
+                         components={"fresid9/17": 0.9, "fresid9/4": 0.3, "a9.h1": 0.5})])
         catalog.add_relations([Relation("gpt2-small", "a9.h1", "gpt2-small", "a7.h11", "cosine", 0.8, "test"),
-                               Relation("gpt2-small", "a9.h1", "gpt2-small", "a4.h4", "match", 0.6, "test")])
+                               Relation("gpt2-small", "a9.h1", "gpt2-small", "a4.h4", "match", 0.6, "test"),
+                               Relation("gpt2-small", "fresid9/17", "gpt2-small", "fresid9/4", "cosine", 0.7, "test")])
         vector = SteeringVector("gpt2-small", "days-minus-months", 3, [0.01] * 768, "days - months")
         catalog.add_steering(vector, "DECOMPOSES_INTO", [{"name": "a9.h1", "coef": 0.5, "method": "omp"},
                                                          {"name": "m9", "coef": -0.25, "method": "omp"}])
@@ -304,6 +307,22 @@ def test_a_score_files_run_page_opens_with_200_edges_and_the_slider_reaches_past
                                   "return !g.dataset.loading && g.dataset.edges !== '200' && g.dataset.edges"))
     TIMES[f"score file: slider to {shown} edges (s)"] = time.perf_counter() - start
     assert 300 < shown <= 32491 and browser.execute_script("return cy.edges().length") == shown
+
+
+def test_the_features_page_lists_the_catalogs_sae_features_to_pick_from(browser, server: str, store: dict) -> None:
+    listed = get(server, "/api/features/list")[1]
+    assert listed == cli_json("features", "list", "--store", store["url"])
+    assert [(f["feature"], f["runs"], f["relations"]) for f in listed["features"]] == [("fresid9/17", 1, 1),
+                                                                                      ("fresid9/4", 1, 1)]
+    visit(browser, server, "/features", "features", "features_list")
+    links = browser.find_elements("css selector", "#feature-list tbody tr td a")
+    assert [a.text for a in links] == ["fresid9/17", "fresid9/4"]
+    links[0].click()
+    wait_for(browser, "return document.body.dataset.loaded === 'features' && location.search.includes('feature=')")
+    headings = wait_for(browser, "const t = [...document.querySelectorAll('h2')].map(h => h.textContent).join('|');"
+                                 "return t.includes('relations of') && t")
+    assert "fresid9/17" in headings
+    assert "gpt2-small/fresid9/4" in browser.execute_script("return cy.nodes().map(n => n.id())")  # its cosine pair
 
 
 def test_the_compare_page_colours_nodes_by_the_runs_that_include_them(browser, server: str, store: dict) -> None:

@@ -39,6 +39,12 @@ def _splits(text: str, model: str | None) -> list[tuple[str | None, str]]:
     return [("/".join(parts[:i]), "/".join(parts[i:])) for i in range(1, len(parts))] + [(None, text)]
 
 
+def feature_list(store: Store, model: str | None, limit: int) -> pd.DataFrame:
+    """Rows (model, feature, dictionary, layer, runs, relations) of the SAE features, those in most runs first."""
+    rows = run_query(store, "feature_list", model=model or "", limit=limit)
+    return pd.DataFrame(rows, columns=["model", "feature", "dictionary", "layer", "runs", "relations"])
+
+
 def related(store: Store, component: str, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:
     """Stored relations of `component` (an id) both ways, and co-membership: the components sharing the most
     circuits with it (weight = shared runs / runs including it). Strongest first within each kind."""

@@ -108,6 +108,7 @@ ROUTES: dict[str, Callable[[Catalog, Request], Result]] = {
     "curve": lambda c, r: c.curve(_selection(r)),
     "ladder": lambda c, r: c.ladder(r.query_params.get("model", ""), r.query_params.get("task", ""),
                                     tuple(r.query_params.getlist("method"))),
+    "features/list": lambda c, r: c.features_list(r.query_params.get("model") or None, _number(r, "limit", 200)),
     "features/related": lambda c, r: c.features_related(r.query_params.get("feature", ""), r.query_params.get("model") or None,
                                                         tuple(r.query_params.getlist("kind")),
                                                         _number(r, "min_weight", 0.0, float), _number(r, "limit", 20)),

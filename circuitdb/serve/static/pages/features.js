@@ -1,4 +1,4 @@
-// Features: a feature's stored relations (cosine, cross-model match) and its co-membership in circuits.
+// Features: the catalog's SAE features to pick from; a feature's stored relations (cosine, cross-model match) and its co-membership in circuits.
 import { api, el, setQuery, table } from "../app.js";
 import cytoscape from "../vendor/cytoscape.esm.min.mjs";
 
@@ -12,10 +12,19 @@ export async function render(view, _arg, query) {
     el("label", {}, "model", el("input", { name: "model", value: params.model, placeholder: "toy" })),
     el("label", {}, "min weight", el("input", { name: "min_weight", value: params.min_weight, size: 5 })),
     el("button", { type: "submit" }, "show"));
-  view.replaceChildren(el("h1", {}, "Feature relations"), form);
+  const picker = el("details", { id: "feature-list", open: params.feature ? null : "" }, el("summary", {}, "SAE features"));
+  view.replaceChildren(el("h1", {}, "Feature relations"), form, picker);
   setQuery(params);
+  // the catalog's SAE features (of the model named, else all), most runs first: a click shows one's relations
+  const listed = await api("features/list", { model: params.model });
+  const link = (f) => el("a", { href: `/features?feature=${encodeURIComponent(f.feature)}&model=${encodeURIComponent(f.model)}` },
+    f.feature);
+  picker.append(listed.features.length
+    ? table(listed.features, ["feature", "model", "layer", "runs", "relations"], { cell: (f, key) => (key === "feature" ? link(f) : undefined) })
+    : el("p", { class: "muted" }, "No SAE features in this catalog."));
   if (!params.feature) {
-    view.append(el("p", { class: "muted" }, "Name a feature, or click one on a run page and follow its relations link."));
+    view.append(el("p", { class: "muted" }, "Pick a feature above, name one (or any component), or click one on a run page "
+      + "and follow its relations link."));
     return;
   }
   const result = await api("features/related", params);
