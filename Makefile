@@ -28,11 +28,16 @@ $(STAMP_TL4): pyproject.toml $(STAMP)
 	$(VENV_TL4)/bin/pip install -q --disable-pip-version-check -e '.[dev,tl4]'
 	rm -f $(VENV_TL4)/.installed-* && touch $@
 
-# Graphviz's `dot` renders PNG/SVG (DOT text works without it); installed from Debian when missing and root.
+# Graphviz's `dot` renders PNG/SVG (DOT text works without it); Chromium and its driver run the web view's browser
+# tests (tests/test_serve.py, through Selenium; nothing downloads a browser). Installed from Debian when missing and root.
 system-deps:
 	@command -v dot >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && apt-get install -y -qq graphviz >/dev/null) || \
 		echo "note: Graphviz 'dot' not found; PNG/SVG export needs it (DOT output works without)"; }
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null && \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+		echo "note: chromium/chromedriver not found; the browser tests of \`circuitdb serve\` need them"; }
 
 demo: $(STAMP) system-deps
 	bash examples/demo.sh $(DEMO)
@@ -50,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/discovery.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/serve.py
 
 clean:
-	rm -rf $(VENV) $(VENV_TL4) $(DEMO) .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_TL4) $(DEMO) .cache .pytest_cache .ruff_cache screenshots

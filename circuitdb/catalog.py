@@ -13,8 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from circuitdb.domain import (
     MEASURES,
     Model,
@@ -35,14 +33,30 @@ from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.features import relation_rows, steering_rows
 from circuitdb.ingest.files import check_output, writing
 from circuitdb.ingest.tables import run_tables
+from circuitdb.lazy import pd
 from circuitdb.progress import Reporter
 from circuitdb.queries import run_query
-from circuitdb.queries.features import SteeringInfo, across, related, resolve_component, steering, steering_vectors
+from circuitdb.queries.features import SteeringInfo, across, feature_list, related, resolve_component, steering, steering_vectors
 from circuitdb.queries.overlap import diff, ladder, shared, venn
-from circuitdb.queries.results import Curves, Diff, Ladder, Rows, RunDetail, Runs, Shared, Similarity, Venn, Written, runs_title
+from circuitdb.queries.results import (
+    ComponentDetail,
+    Curves,
+    Diff,
+    Ladder,
+    Rows,
+    RunDetail,
+    Runs,
+    Shared,
+    Similarity,
+    Subgraph,
+    Venn,
+    Written,
+    runs_title,
+)
 from circuitdb.queries.runs import curve_points, export_runs, fetch_run
-from circuitdb.queries.selection import RunInfo, Selection, all_runs, labels, resolve
+from circuitdb.queries.selection import RunInfo, Selection, all_runs, label_of, labels, resolve
 from circuitdb.queries.similarity import similarity
+from circuitdb.queries.subgraph import component_detail, subgraph
 from circuitdb.store.base import Store, open_store, store_url
 
 IMPORT_METHODS = {"seqcont": "prune", "eap-ig": "eap-ig", "mib": "eap-ig", "auto-circuit": "auto-circuit", "acdc": "acdc",
@@ -96,6 +110,11 @@ class Catalog:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+    def release(self) -> None:
+        """Let other processes use the embedded file until the next call (a long-lived reader between questions)."""
+        if self._store is not None:
+            self._store.release()
 
     def _ready(self) -> None:
         """Open the store now (input checked, work ahead): one that cannot be opened fails before the work, not after."""
@@ -255,6 +274,29 @@ class Catalog:
         from circuitdb.ingest.native import run_to_dict
 
         return RunDetail(run_to_dict(self.run(run_id)))
+
+    def subgraph(self, run_id: str, top: int = 200, min_weight: float = 0.0) -> Subgraph:
+        """A run's `top` strongest edges by |weight| (at least `min_weight`) and members by |score|, with the ends of
+        those edges: the store sorts and cuts, so a picture of a run of 30,000 edges fetches only what it shows. A run
+        whose score list (an imported EAP-IG score file) scores more edges than it stores is shown from that list:
+        its top edges by |score|, each marked `in_circuit` or only scored, so the picture reaches past the circuit."""
+        _at_least(top, 1, "--top")
+        if check_number(min_weight, "--min-weight") is None or min_weight < 0:
+            raise CircuitdbError(f"--min-weight must be a number >= 0, got {min_weight!r}")
+        (info,) = self.select(Selection(run_ids=(run_id,)))
+        nodes, edges, scored = subgraph(self.store, info, top, float(min_weight))
+        return Subgraph(info, nodes, edges, top, float(min_weight), scored)
+
+    def component(self, run_id: str, component: str, top: int = 50) -> ComponentDetail:
+        """One component of a run: its score, its `top` strongest edges in and out, and every run that includes it."""
+        _at_least(top, 1, "--top")
+        (info,) = self.select(Selection(run_ids=(run_id,)))
+        node, edges, memberships = component_detail(self.store, info, component, top)
+        known = {r.id: r for r in all_runs(self.store)}
+        runs = [{"run": m["run"], "label": label_of(known[m["run"]]), "score": m["score"]}
+                for m in memberships if m["run"] in known]
+        runs.sort(key=lambda r: (r["run"] != info.id, r["label"], r["run"]))
+        return ComponentDetail(info, node, edges, runs)
 
     def shared(self, selection: Selection, edges: bool = False, by_position: bool = True) -> Shared:
         """Components (edges) present in every selected run, with mean and min score (weight); a component is its name
@@ -549,6 +591,13 @@ class Catalog:
                  f"(mean r {mean})")
         return Rows("matches", frame, title, {"model_a": lms[0].name, "model_b": lms[1].name, "matched": len(frame),
                                               "mean_correlation": mean})
+
+    def features_list(self, model: str | None = None, limit: int = 200) -> Rows:
+        """The catalog's SAE features (of `model`, or all), those in most runs first, with their run and relation
+        counts: what the web view's Features page offers to pick from."""
+        _at_least(limit, 1, "--limit")
+        frame = feature_list(self.store, model, limit)
+        return Rows("features", frame, f"{len(frame)} SAE features" + (f" of {model}" if model else ""))
 
     def features_related(self, feature: str, model: str | None = None, kinds: tuple[str, ...] = (),
                          min_weight: float = 0.0, limit: int = 20, plot: Path | None = None) -> Rows:

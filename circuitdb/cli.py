@@ -151,6 +151,42 @@ def show(run_id: str, store: str | None, fmt: str | None) -> None:
 
 
 @main.command()
+@click.argument("run_id")
+@click.option("--top", type=AT_LEAST_1, default=200, show_default=True, help="The N strongest edges (by |weight|).")
+@click.option("--min-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Only edges with |weight| at least this.")
+@store_option
+@output_options
+def subgraph(run_id: str, top: int, min_weight: float, store: str | None, fmt: str | None) -> None:
+    """A run's N strongest edges and members (cut in the store: a large run sends only those)."""
+    with open_catalog(store, read_only=True) as catalog:
+        render(catalog.subgraph(run_id, top, min_weight), fmt)
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--top", type=AT_LEAST_1, default=50, show_default=True, help="The N strongest edges each way.")
+@store_option
+@output_options
+def component(run_id: str, name: str, top: int, store: str | None, fmt: str | None) -> None:
+    """One component of a run: its score, its edges in and out, and every run that includes it."""
+    with open_catalog(store, read_only=True) as catalog:
+        render(catalog.component(run_id, name, top), fmt)
+
+
+@main.command()
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (this machine only by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
+def serve(store: str | None, host: str, port: int) -> None:
+    """A read-only web view of the catalog in a browser (runs, circuits, comparisons, ladders, features)."""
+    from circuitdb.serve import serve
+
+    serve(store, host, port, wait_seconds())
+
+
+@main.command()
 @selection_options
 @click.option("--edges", is_flag=True, help="Shared edges instead of components.")
 @click.option("--by-position/--by-name", default=True,

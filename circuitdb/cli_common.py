@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-import pandas as pd
 
 from circuitdb.catalog import Catalog
 from circuitdb.errors import CircuitdbError
+from circuitdb.lazy import pd
 from circuitdb.queries.results import Result
 from circuitdb.queries.selection import Selection
 from circuitdb.store.signals import Interrupted

@@ -95,6 +95,17 @@ def features_match(models: tuple[str, ...], saes: tuple[str, ...], sources: tupl
     render(result, fmt)
 
 
+@features.command("list")
+@click.option("--model", default=None, help="Only this model's features.")
+@click.option("--limit", type=AT_LEAST_1, default=200, show_default=True, help="At most this many, most runs first.")
+@store_option
+@output_options
+def features_list(model: str | None, limit: int, store: str | None, fmt: str | None) -> None:
+    """The catalog's SAE features, with how many runs include each and how many relations each has."""
+    with open_catalog(store, read_only=True) as catalog:
+        render(catalog.features_list(model, limit), fmt)
+
+
 @features.command("related")
 @click.argument("feature")
 @click.option("--model", default=None, help="Model of FEATURE, when its name alone is ambiguous.")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
+from circuitdb.lazy import pa
 
-ARROW_TYPES = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64()}
+ARROW_TYPES = {"STRING": "string", "INT64": "int64", "DOUBLE": "float64"}  # Kuzu type -> pyarrow type factory
 
 
 @dataclass(frozen=True)
@@ -137,10 +137,10 @@ def neo4j_schema() -> dict[str, dict[str, str]]:
 
 def node_arrow_schema(label: str) -> pa.Schema:
     """Columns of a COPY into node table `label`."""
-    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in NODES[label].properties.items()])
+    return pa.schema([(name, getattr(pa, ARROW_TYPES[kind])()) for name, kind in NODES[label].properties.items()])
 
 
 def rel_arrow_schema(rel_type: str) -> pa.Schema:
     """Columns of a COPY into relationship table `rel_type`: the endpoint ids, then the properties."""
     columns = {"from": "STRING", "to": "STRING", **RELS[rel_type].properties}
-    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns.items()])
+    return pa.schema([(name, getattr(pa, ARROW_TYPES[kind])()) for name, kind in columns.items()])

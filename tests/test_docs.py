@@ -27,6 +27,7 @@ API_NAMES = {
     **{f"import {kind}": "import_file" for kind in IMPORT_KINDS},  # one API call, the format as its first argument
     "sweep": "sweep",  # circuitdb.catalog.sweep: opens the store the sweep file names
     "toy train": "train_and_save", "toy train-sae": "train_and_save_saes",  # circuitdb.discovery: no catalog involved
+    "serve": "serve",  # circuitdb.serve.serve: the web view, each of its routes one Catalog call
 }
 
 
@@ -83,6 +84,15 @@ def test_importing_the_catalog_and_cli_does_not_import_torch() -> None:
     code = "import sys, circuitdb, circuitdb.cli, circuitdb.catalog; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_cli_starts_without_its_heavy_libraries() -> None:
+    """pandas, numpy, pyarrow and rich load when a command needs them (circuitdb.lazy), not when the CLI starts."""
+    heavy = ("pandas", "numpy", "pyarrow", "rich", "torch", "matplotlib", "networkx", "neo4j")
+    code = ("import sys, circuitdb, circuitdb.cli, circuitdb.catalog, circuitdb.serve; "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def blocks(language: str) -> list[tuple[str, str]]:

@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from circuitdb.domain import Edge, Model, Run, Task
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import provenance, read_bytes
 from circuitdb.ingest.torchfile import STORAGES, read_torch_file
+from circuitdb.lazy import np
 
 SENDER = re.compile(r"^(?:blocks\.(\d+)\.(attn\.hook_result|hook_mlp_out|hook_resid_pre)|hook_embed|hook_pos_embed)$")
 RECEIVER = re.compile(r"^blocks\.(\d+)\.hook_(q_input|k_input|v_input|mlp_in|resid_mid|resid_post)$")

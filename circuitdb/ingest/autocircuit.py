@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
 from circuitdb.domain import Edge, Model, Run, Task
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import provenance, read_bytes
 from circuitdb.ingest.torchfile import read_torch_file
+from circuitdb.lazy import np
 
 # dest modules of auto-circuit's factorized graph: a head's q/k/v input (or its one attention input without
 # separate_qkv), an MLP's input, and the last residual stream (the logits)

@@ -8,8 +8,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from circuitdb.domain import (
     Edge,
     Model,
@@ -24,6 +22,7 @@ from circuitdb.domain import (
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.files import fail, provenance, read_bytes, read_json
 from circuitdb.ingest.torchfile import read_torch_file
+from circuitdb.lazy import np
 
 # MIB's edge fractions for a submission of circuits rather than scores (its CPR/CMD x positions, the full model last)
 PARALLEL = "parallel_attn_mlp"  # EAP-IG's cfg key: an MLP then reads its block's input, not its own layer's heads

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-
-import pyarrow as pa
+from typing import Any
 
 from circuitdb.domain import MEASURES, Run, component_id, pack_scores, parse_component
+from circuitdb.lazy import pa
 from circuitdb.schema import node_arrow_schema, rel_arrow_schema
 
-COMPONENT_SCHEMA = node_arrow_schema("Component")
-INCLUDES_SCHEMA = rel_arrow_schema("INCLUDES")
-EDGE_SCHEMA = rel_arrow_schema("EDGE")
+SCHEMAS = {"COMPONENT_SCHEMA": lambda: node_arrow_schema("Component"), "INCLUDES_SCHEMA": lambda: rel_arrow_schema("INCLUDES"),
+           "EDGE_SCHEMA": lambda: rel_arrow_schema("EDGE")}
+
+
+def __getattr__(name: str) -> Any:
+    """COMPONENT_SCHEMA, INCLUDES_SCHEMA, EDGE_SCHEMA: built on first use, so importing this loads no pyarrow."""
+    if name in SCHEMAS:
+        globals()[name] = SCHEMAS[name]()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -52,11 +59,11 @@ def run_tables(run: Run) -> RunTables:
             "position": [c.position for c in parsed],
             "base": [c.base for c in parsed],
         },
-        schema=COMPONENT_SCHEMA,
+        schema=__getattr__('COMPONENT_SCHEMA'),
     )
     rid = run.id
     includes = pa.table(
-        {"from": [rid] * len(ids), "to": ids, "score": [run.components[n] for n in names]}, schema=INCLUDES_SCHEMA
+        {"from": [rid] * len(ids), "to": ids, "score": [run.components[n] for n in names]}, schema=__getattr__('INCLUDES_SCHEMA')
     )
     edges = pa.table(
         {
@@ -66,7 +73,7 @@ def run_tables(run: Run) -> RunTables:
             "weight": [e.weight for e in run.edges],
             "input": [e.input for e in run.edges],
         },
-        schema=EDGE_SCHEMA,
+        schema=__getattr__('EDGE_SCHEMA'),
     )
     row = {
         "id": rid,

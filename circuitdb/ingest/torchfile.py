@@ -11,9 +11,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from circuitdb.errors import CircuitdbError
+from circuitdb.lazy import np
 
 # torch's storage classes, as its pickles name them, and their element types (bfloat16: raw 16-bit words, widened below)
 STORAGES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "BFloat16Storage": "<u2",

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import pandas as pd
-
 from circuitdb.domain import canonical, component_id, parse_component
 from circuitdb.errors import CircuitdbError
+from circuitdb.lazy import pd
 from circuitdb.queries import run_query
 from circuitdb.queries.results import Result, Table, records
 from circuitdb.queries.selection import RunInfo
@@ -38,6 +37,12 @@ def _splits(text: str, model: str | None) -> list[tuple[str | None, str]]:
         return [(model, text)]
     parts = text.split("/")
     return [("/".join(parts[:i]), "/".join(parts[i:])) for i in range(1, len(parts))] + [(None, text)]
+
+
+def feature_list(store: Store, model: str | None, limit: int) -> pd.DataFrame:
+    """Rows (model, feature, dictionary, layer, runs, relations) of the SAE features, those in most runs first."""
+    rows = run_query(store, "feature_list", model=model or "", limit=limit)
+    return pd.DataFrame(rows, columns=["model", "feature", "dictionary", "layer", "runs", "relations"])
 
 
 def related(store: Store, component: str, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:

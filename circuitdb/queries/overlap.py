@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from circuitdb.domain import parse_component
 from circuitdb.errors import CircuitdbError
+from circuitdb.lazy import pd
 from circuitdb.queries import run_query, run_rows
 from circuitdb.queries.selection import RunInfo, Selection, labels, resolve
 from circuitdb.store.base import Store

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
+from circuitdb.lazy import pd
 from circuitdb.queries.selection import RunInfo, label_of
 
-Table = tuple[str, pd.DataFrame]
+Table = tuple[str, "pd.DataFrame"]
 
 
 def plain(value: Any) -> Any:
@@ -262,3 +261,51 @@ class Written(Result):
 
     def tables(self) -> list[Table]:
         return [(self.what, pd.DataFrame([self.to_dict()]))]
+
+
+@dataclass
+class Subgraph(Result):
+    """One run's strongest edges (the top N by |weight|, cut in the store) and members, for a picture of a large run:
+    `total_edges` says how many the run holds."""
+
+    run: RunInfo
+    nodes: list[dict[str, Any]]  # name, kind, layer, index, score
+    edges: list[dict[str, Any]]  # sender, receiver, input, weight; strongest first
+    top: int
+    min_weight: float = 0.0
+    scored_edges: int = 0  # edges in the run's score list when they are what is shown (else 0: its stored edges)
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain({"run": self.run.as_dict(), "label": label_of(self.run), "top": self.top,
+                      "min_weight": self.min_weight, "total_edges": self.run.n_edges, "total_nodes": self.run.n_nodes,
+                      "scored_edges": self.scored_edges, "nodes": self.nodes, "edges": self.edges})
+
+    def tables(self) -> list[Table]:
+        if self.scored_edges:
+            title = (f"{label_of(self.run)}: the {len(self.edges)} strongest of {self.scored_edges} scored edges "
+                     f"({self.run.n_edges} in the circuit)")
+        else:
+            title = f"{label_of(self.run)}: the {len(self.edges)} strongest of {self.run.n_edges} edges"
+        return [(title, pd.DataFrame(self.edges, columns=["sender", "receiver", "input", "weight", "in_circuit"])),
+                ("nodes", pd.DataFrame(self.nodes, columns=["name", "kind", "layer", "score", "in_circuit"]))]
+
+
+@dataclass
+class ComponentDetail(Result):
+    """One component of one run: its score there, its edges in the run (strongest first), every run including it."""
+
+    run: RunInfo
+    component: dict[str, Any]  # name, kind, layer, index, score
+    edges: list[dict[str, Any]]  # direction (in/out), other, input, weight
+    runs: list[dict[str, Any]]  # run, label, score
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain({"run": self.run.id, "label": label_of(self.run), **self.component, "edges": self.edges,
+                      "runs": self.runs})
+
+    def tables(self) -> list[Table]:
+        c = self.component
+        score = "-" if c["score"] is None else f"{c['score']:.4g}"
+        return [(f"{c['name']} in {label_of(self.run)}: score {score}",
+                 pd.DataFrame(self.edges, columns=["direction", "other", "input", "weight"])),
+                (f"runs including {c['name']}", pd.DataFrame(self.runs, columns=["run", "label", "score"]))]

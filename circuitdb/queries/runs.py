@@ -6,11 +6,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 
-import pandas as pd
-
 from circuitdb.domain import MEASURES, Edge, Model, Run, Task, parse_component, unpack_scores
 from circuitdb.errors import CircuitdbError
 from circuitdb.ingest.native import export_order
+from circuitdb.lazy import pd
 from circuitdb.queries import run_query
 from circuitdb.queries.selection import RunInfo, label_of
 from circuitdb.store.base import Store

@@ -6,10 +6,8 @@ every pair of runs inside the database."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from circuitdb.domain import parse_component
+from circuitdb.lazy import np, pd
 from circuitdb.queries import run_query
 from circuitdb.queries.runs import batches
 from circuitdb.queries.selection import RunInfo, labels

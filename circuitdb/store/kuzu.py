@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import kuzu
-import pyarrow as pa
 
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables, check_tables
+from circuitdb.lazy import pa
 from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
