@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # torch is imported by the workers only: the driver stays lig
 EXECUTORS = ("local", "ray")
 FORWARDED_ENV = ("CIRCUITDB_", "NEO4J_", "HF_")  # credentials and offline switches the workers need
 RETRIES = 3  # attempts Ray makes after a worker dies mid-unit
+RAY_RESOURCES = {"num_cpus": "CPU", "num_gpus": "GPU"}  # a task's request -> the cluster's resource
 
 
 class Sink(Protocol):
@@ -172,9 +173,8 @@ def run_ray(specs: list[JobSpec], sink: Sink, direct: bool, resources: dict[str,
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         ledger = ray.remote(Ledger).options(num_cpus=0, scheduling_strategy=here).remote(None if direct else sink)
         task = ray.remote(_ladder).options(max_retries=RETRIES, **resources)
-        todo = units(specs)
-        pending = {task.remote(unit, ledger, sink if direct else None): unit for unit in todo}
-        return _follow(ray, ledger, pending, len(todo), reporter)
+        return _follow(ray, ledger, lambda unit: task.remote(unit, ledger, sink if direct else None), units(specs),
+                       lambda: _slots(ray.cluster_resources(), resources), reporter)
     finally:
         if not joined:
             ray.shutdown()
@@ -193,13 +193,28 @@ def _check_reachable(address: str | None, timeout_s: float = 5) -> None:
         raise CircuitdbError(f"no Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
-def _follow(ray: Any, ledger: Any, pending: dict, total: int, reporter: Reporter) -> list[str]:
-    """Wait for the units, showing done / running / failed, and relay the workers' news; a unit that fails (after
-    Ray's retries) does not stop the others, and is reported at the end with the first error."""
+def _slots(cluster: dict[str, float], resources: dict[str, float]) -> int:
+    """How many units the cluster runs at once. The driver keeps no more than that in flight: Ray lends a task's CPU
+    to another while the task waits in `ray.get` (on the ledger), which would start more units than there are CPUs."""
+    fits = [int(cluster.get(RAY_RESOURCES[name], 0) // need) for name, need in resources.items() if need]
+    return max(1, min(fits, default=1))
+
+
+def _follow(ray: Any, ledger: Any, submit: Callable[[Unit], Any], todo: list[Unit], slots: Callable[[], int],
+            reporter: Reporter) -> list[str]:
+    """Run the units as many at a time as the cluster has `slots` (asked again, as a cluster may grow), showing done /
+    running / failed, and relay the workers' news; a unit that fails (after Ray's retries) does not stop the others,
+    and is reported at the end with the first error."""
+    total, waiting = len(todo), list(reversed(todo))
     advance = reporter.start("units", total)
+    pending: dict[Any, Unit] = {}
     done: set[int] = set()
     failed: list[tuple[str, str]] = []
-    while pending:
+    while pending or waiting:
+        room = slots() if waiting else 0
+        while waiting and len(pending) < room:
+            unit = waiting.pop()
+            pending[submit(unit)] = unit
         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
         for ref in ready:
             unit = pending.pop(ref)
