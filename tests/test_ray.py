@@ -11,15 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from circuitdb import Catalog
-from circuitdb.progress import Reporter
 
 if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its auth token once, when first loaded
     if os.environ.get("CI"):
@@ -55,18 +54,49 @@ def assert_same_runs(got: dict[str, tuple], want: dict[str, tuple]) -> None:
         assert all((a is None and b is None) or abs(a - b) <= 1e-6 for a, b in values), run_id
 
 
-class Notes(Reporter):
-    """Everything a sweep reports: news lines and the units' state."""
+# a sweep through the Python API, driven from a fresh process as the CLI drives one, its news printed as it comes
+DRIVER = """
+import sys
+from pathlib import Path
+from circuitdb import Catalog
 
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-        self.states: list[str] = []
+class Lines(Reporter):
+    def note(self, text): print("note", text, flush=True)
+    def status(self, text): print("state", text, flush=True)
 
-    def note(self, text: str) -> None:
-        self.notes.append(text)
+with Catalog(sys.argv[1]) as catalog:
+    written = catalog.sweep(Path(sys.argv[2]), Lines(), executor="ray", address=sys.argv[3])
+print("written", len(written), flush=True)
+"""
 
-    def status(self, text: str) -> None:
-        self.states.append(text)
+
+@dataclass
+class Swept:
+    """What a sweep reported: news lines, the units' states, how many runs it wrote."""
+
+    notes: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    written: int = -1
+
+
+def sweep_in_child(url: str, sweep_file: Path, address: str, on_note: Callable[[str], None] = lambda _: None) -> Swept:
+    """Run the sweep in a child process, reading its news line by line (`on_note` sees each note as it arrives)."""
+    child = subprocess.Popen([sys.executable, "-c", DRIVER, url, str(sweep_file), address], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    swept, other = Swept(), []
+    for line in child.stdout:
+        kind, _, text = line.rstrip("\n").partition(" ")
+        if kind == "note":
+            swept.notes.append(text)
+            on_note(text)
+        elif kind == "state":
+            swept.states.append(text)
+        elif kind == "written":
+            swept.written = int(text)
+        else:
+            other.append(line)
+    assert child.wait(timeout=900) == 0, "".join(other[-20:])
+    return swept
 
 
 @pytest.fixture(scope="module")
@@ -136,39 +166,34 @@ def test_a_ray_sweep_from_the_cli_gives_the_local_executors_runs(cluster: str, l
     assert_same_runs(snapshot(url), local)
 
 
-def kill_a_unit_midway(notes: Notes, stop: threading.Event, killed: list[int]) -> None:
-    """Once the sweep has written a run, SIGKILL a worker process that is running a unit (so it dies mid-ladder)."""
-    while not stop.is_set() and not killed:
-        if any(text.startswith("wrote ") for text in notes.notes):
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:  # the process has ended
-                    continue
-                if title.startswith(UNIT_TITLE):
-                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
-                    killed.append(int(cmdline.parent.name))
-                    return
-        time.sleep(0.05)
+def kill_a_running_unit() -> int | None:
+    """SIGKILL a worker process that is running a unit; its pid, or None when none is running right now."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process has ended
+            continue
+        if title.startswith(UNIT_TITLE):
+            os.kill(int(cmdline.parent.name), signal.SIGKILL)
+            return int(cmdline.parent.name)
+    return None
 
 
 def test_a_worker_killed_mid_unit_still_yields_the_whole_sweep(cluster: str, local: dict, sweep_file: Path) -> None:
     url = f"kuzu:{sweep_file.parent / 'killed.kuzu'}"
-    notes, stop, killed = Notes(), threading.Event(), []
-    killer = threading.Thread(target=kill_a_unit_midway, args=(notes, stop, killed))
-    killer.start()
-    try:
-        with Catalog(url) as catalog:
-            written = catalog.sweep(sweep_file, notes, executor="ray", address=cluster)
-    finally:
-        stop.set()
-        killer.join()
+    killed: list[int] = []
+
+    def after_a_write(note: str) -> None:  # the sweep has stored a run: kill a unit mid-ladder
+        if note.startswith("wrote ") and not killed:
+            killed.extend(pid for pid in [kill_a_running_unit()] if pid)
+
+    swept = sweep_in_child(url, sweep_file, cluster, after_a_write)
     assert killed, "no worker was caught running a unit"
-    assert any("retried" in state for state in notes.states), notes.states[-3:]
-    assert len(written) == len(local)
+    assert any("retried" in state for state in swept.states), swept.states[-3:]
+    assert swept.written == len(local)
     assert_same_runs(snapshot(url), local)
     # the retry skipped what the killed attempt had stored: no run was written twice
-    wrote = [text.split()[1] for text in notes.notes if text.startswith("wrote ")]
+    wrote = [text.split()[1] for text in swept.notes if text.startswith("wrote ")]
     assert len(wrote) == len(set(wrote)) and set(wrote) <= set(local)
 
 
@@ -177,9 +202,7 @@ def test_workers_write_into_neo4j_at_once_without_loss(cluster: str, local: dict
     from conftest import wipe_neo4j
 
     wipe_neo4j(neo4j_url)
-    notes = Notes()
-    with Catalog(neo4j_url) as catalog:
-        written = catalog.sweep(sweep_file, notes, executor="ray", address=cluster)
-    assert len(written) == len(local)
-    assert any("2 running" in state for state in notes.states), "the two workers never wrote side by side"
+    swept = sweep_in_child(neo4j_url, sweep_file, cluster)
+    assert swept.written == len(local)
+    assert any("2 running" in state for state in swept.states), "the two workers never wrote side by side"
     assert_same_runs(snapshot(neo4j_url), local)

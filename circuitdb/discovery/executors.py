@@ -104,13 +104,16 @@ class Ledger:
 
 
 class _Notes(Reporter):
-    """A worker's reporter: news goes to the ledger (bars stay on the driver)."""
+    """A worker's reporter: news goes to the ledger (bars stay on the driver), and is there before the unit returns,
+    so the driver relays a unit's last line with its end."""
 
     def __init__(self, ledger: Any) -> None:
         self.ledger = ledger
 
     def note(self, text: str) -> None:
-        self.ledger.note.remote(text)
+        import ray
+
+        ray.get(self.ledger.note.remote(text))
 
 
 _MODELS: dict[tuple[str, str], LoadedModel] = {}  # per worker process: loaded once, shared by its units
