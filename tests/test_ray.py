@@ -59,6 +59,7 @@ DRIVER = """
 import sys
 from pathlib import Path
 from circuitdb import Catalog
+from circuitdb.progress import Reporter
 
 class Lines(Reporter):
     def note(self, text): print("note", text, flush=True)
