@@ -175,6 +175,14 @@ def wait_for(driver, script: str, timeout: float = 20):
     return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
 
 
+def slide_to(driver, position: int) -> int:
+    """Move the run page's top-N slider and wait for the redrawn graph; the number of edges it now shows."""
+    driver.execute_script(f"const s = document.getElementById('top'); s.value = {position}; "
+                          "s.dispatchEvent(new Event('input'))")
+    return int(wait_for(driver, "const g = document.getElementById('graph');"
+                                "return !g.dataset.loading && g.dataset.edges !== '200' && g.dataset.edges"))
+
+
 def cli_json(*args: str) -> dict:
     result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -281,9 +289,7 @@ def test_the_run_page_draws_the_top_edges_a_node_panel_and_a_slider(browser, ser
     browser.save_screenshot(str(SHOTS / "run_node_panel.png"))
     # the slider asks the server for more edges
     start = time.perf_counter()
-    browser.execute_script("const s = document.getElementById('top'); s.value = 140; s.dispatchEvent(new Event('input'))")
-    shown = int(wait_for(browser, "const g = document.getElementById('graph');"
-                                  "return !g.dataset.loading && g.dataset.edges !== '200' && g.dataset.edges"))
+    shown = slide_to(browser, 140)
     TIMES[f"slider to {shown} edges (s)"] = time.perf_counter() - start
     assert 200 < shown <= 32491 and browser.execute_script("return cy.edges().length") == shown
     assert f"top={shown}" in browser.current_url
@@ -302,9 +308,7 @@ def test_a_score_files_run_page_opens_with_200_edges_and_the_slider_reaches_past
     assert 0 < dashed < 200  # the scored edges outside the circuit, dashed among the circuit's own
     assert "32491 scored edges" in browser.find_element("id", "edge-count").text
     start = time.perf_counter()
-    browser.execute_script("const s = document.getElementById('top'); s.value = 150; s.dispatchEvent(new Event('input'))")
-    shown = int(wait_for(browser, "const g = document.getElementById('graph');"
-                                  "return !g.dataset.loading && g.dataset.edges !== '200' && g.dataset.edges"))
+    shown = slide_to(browser, 150)
     TIMES[f"score file: slider to {shown} edges (s)"] = time.perf_counter() - start
     assert 300 < shown <= 32491 and browser.execute_script("return cy.edges().length") == shown
 
