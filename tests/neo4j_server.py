@@ -101,6 +101,7 @@ def start(cache_dir: Path = DEFAULT_CACHE_DIR, timeout: float = 120) -> tuple[st
             "java",
             f"-Xmx{os.environ.get('CIRCUITDB_TEST_NEO4J_HEAP', '512m')}",
             f"-Djava.io.tmpdir={scratch}",
+            f"-Dcircuitdb.pagecache.mb={os.environ.get('CIRCUITDB_TEST_NEO4J_PAGECACHE_MB', '64')}",
             "-cp",
             classpath,
             "Launcher",

@@ -310,3 +310,31 @@ def test_runs_added_and_deleted_over_and_over_leave_a_working_file(tmp_path: Pat
     done = subprocess.run([sys.executable, "-c", code, f"kuzu:{tmp_path / 'c.kuzu'}"], capture_output=True, text=True,
                           timeout=300)
     assert (done.returncode, done.stdout.split()) == (0, ["1", "1"]), done.stderr[-2000:]
+
+
+def test_neo4j_writes_a_batch_two_runs_at_a_time_parents_first(neo4j_url: str) -> None:
+    """Neo4j writes a batch two runs at a time: a run waits for the run of the batch it nests in (a parent of 20,000
+    edges is still being written when its small children would start), and after a failure no further run starts."""
+    from conftest import wipe_neo4j
+
+    wipe_neo4j(neo4j_url)
+    store = open_store(neo4j_url)
+    try:
+        assert store.writers == 2
+        parent = big_tables(20_000, task="parent", seed=1)
+        children = [big_tables(10, task=f"child{k}", seed=k + 2) for k in range(3)]
+        for child in children:
+            child.nests_in = parent.run_id
+        store.write_runs([parent, *children])
+        nested = store.read("MATCH (c:Run)-[:NESTS_IN]->(p:Run) RETURN c.id AS c, p.id AS p")
+        assert sorted((r["c"], r["p"]) for r in nested) == sorted((c.run_id, parent.run_id) for c in children)
+
+        orphan, slow = big_tables(10, task="orphan"), big_tables(20_000, task="slow", seed=9)
+        orphan.nests_in = "nosuch"
+        later = [big_tables(10, task=f"later{k}", seed=k) for k in range(4)]
+        with pytest.raises(StoreError, match="nests in run nosuch"):
+            store.write_runs([orphan, slow, *later])
+        stored = {r["id"] for r in store.read("MATCH (r:Run) RETURN r.id AS id")}
+        assert orphan.run_id not in stored and not stored & {t.run_id for t in later}
+    finally:
+        store.close()

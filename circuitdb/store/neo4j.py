@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +23,7 @@ from circuitdb.store.signals import signals_held
 from circuitdb.store.writes import MERGE_COMPONENTS, Rows, SmallWrites, Steps, replace_run, run_steps
 
 BATCH = 10_000
+WRITERS = 2  # runs written at once by Neo4jStore.write_runs
 TIMEOUT_S = 5  # connecting, and waiting for the server's first answer
 DRIVER_RETRY_S = 10  # the driver retries a failed transaction this long, a lost server included
 RETRY_S = 30  # deadlocks are retried on this long (16 writers on shared components of a loaded 2-core machine
@@ -114,6 +117,7 @@ class Neo4jStore(SmallWrites):
     """A team's shared catalog on a Neo4j 5 server."""
 
     backend = "neo4j"
+    writers = WRITERS
 
     def __init__(self, url: str, user: str, password: str | None, read_only: bool = False) -> None:
         self.url = url
@@ -206,11 +210,40 @@ class Neo4jStore(SmallWrites):
         return self._write(what, lambda tx: _steps(tx, make_steps()))
 
     def write_runs(self, batch: list[RunTables]) -> None:
-        """One transaction per run: a run is the unit concurrent writers and retries work in."""
+        """One transaction per run (the unit concurrent writers and retries work in), WRITERS runs at once: the server
+        applies a transaction on one thread, so a second keeps another core busy (`writers`). A run waits for a run of the batch
+        it nests in; after a failure no further run starts, and the first error is raised once the others end."""
         for tables in batch:
             check_tables(tables)
-        for tables in batch:
-            self.write_run(tables)
+        batch = list({t.run_id: t for t in batch}.values())  # a run twice: its last copy, written once
+        if len(batch) < 2 or self.writers < 2:
+            for tables in batch:
+                self.write_run(tables)
+            return
+        failed = threading.Event()
+        done: dict[str, threading.Event] = {}
+
+        def write(tables: RunTables, parent: threading.Event | None) -> None:
+            try:
+                if parent is not None:
+                    parent.wait()
+                if not failed.is_set():
+                    self.write_run(tables)
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                done[tables.run_id].set()
+
+        names = ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
+        with signals_held(f"writing runs {names}"), ThreadPoolExecutor(self.writers) as pool:
+            futures = []
+            for tables in batch:  # a parent later in the batch is not waited for (its child fails, as one by one)
+                parent = done.get(tables.nests_in or "")
+                done[tables.run_id] = threading.Event()
+                futures.append(pool.submit(write, tables, parent))
+        for future in futures:
+            future.result()
 
     def write_run(self, tables: RunTables) -> None:
         check_tables(tables)
@@ -221,13 +254,14 @@ class Neo4jStore(SmallWrites):
         """The shared run steps, then the bulk rows: components merged, memberships and edges created in batches."""
         rid = tables.run_id
         _steps(tx, replace_run(tables, "neo4j"))
-        for rows in _batches(tables.components):
+        components = tables.components.sort_by("id")  # new components locked in one order by concurrent writers
+        for rows in _batches(components):
             tx.run(MERGE_COMPONENTS, rows=rows).consume()
         for rows in _batches(tables.includes):
             made = _count(tx, CREATE_INCLUDES, id=rid, rows=rows)
             if made != len(rows):
                 raise StoreError(f"writing run {rid}: {len(rows) - made} membership rows name unknown components")
-        ids = tables.components.column("id")
+        ids = components.column("id")
         for i in range(0, tables.edges.num_rows, BATCH):
             part = tables.edges.slice(i, BATCH)
             made = _count(tx, CREATE_EDGES, id=rid, ids=ids.to_pylist(),

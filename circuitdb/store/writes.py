@@ -25,8 +25,15 @@ def _assign(var: str, names: list[str], source: str) -> str:
     return ", ".join(f"{var}.{p} = {source}{p}" for p in names)
 
 
+def _set_changed(values: dict[str, str]) -> str:
+    """`WITH n WHERE <some value differs> SET n.p = value, ...`: a node already as written is not written again, so
+    concurrent writers of one model or task only share it (a SET locks it until the commit, even to the same value)."""
+    same = " AND ".join(f"coalesce(n.{p} = {v}, n.{p} IS NULL AND {v} IS NULL)" for p, v in values.items())
+    return f"WITH n WHERE NOT ({same}) SET " + ", ".join(f"n.{p} = {v}" for p, v in values.items())
+
+
 def _merge_node(label: str) -> str:
-    return f"MERGE (n:{label} {{id: $id}}) SET {_assign('n', list(NODES[label].properties)[1:], '$')}"
+    return f"MERGE (n:{label} {{id: $id}}) " + _set_changed({p: f"${p}" for p in list(NODES[label].properties)[1:]})
 
 
 def _create_links(rel_type: str) -> str:
@@ -37,11 +44,9 @@ def _create_links(rel_type: str) -> str:
 
 
 # a model's shape and source, once known, are kept when a run from a file without them (seqcont, say) arrives
-MERGE_MODEL = (
-    "MERGE (n:Model {id: $id}) SET n.name = $name, n.n_layers = coalesce($n_layers, n.n_layers), "
-    "n.n_heads = coalesce($n_heads, n.n_heads), n.d_model = coalesce($d_model, n.d_model), "
-    "n.source = CASE WHEN $source = '' THEN coalesce(n.source, '') ELSE $source END"
-)
+MERGE_MODEL = "MERGE (n:Model {id: $id}) " + _set_changed({
+    "name": "$name", "n_layers": "coalesce($n_layers, n.n_layers)", "n_heads": "coalesce($n_heads, n.n_heads)",
+    "d_model": "coalesce($d_model, n.d_model)", "source": "CASE WHEN $source = '' THEN coalesce(n.source, '') ELSE $source END"})
 MERGE_TASK = _merge_node("Task")
 MERGE_VECTOR = _merge_node("SteeringVector")
 CREATE_RUN = (

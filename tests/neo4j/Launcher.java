@@ -39,7 +39,8 @@ public final class Launcher {
                 .withConfig(BoltConnector.enabled, true)
                 .withConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", 0))
                 .withConfig(GraphDatabaseSettings.auth_enabled, false)
-                .withConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.mebiBytes(64))
+                .withConfig(GraphDatabaseSettings.pagecache_memory,
+                        ByteUnit.mebiBytes(Long.getLong("circuitdb.pagecache.mb", 64)))
                 // as docker-compose.yml: LOAD CSV may not read the server's files
                 .withConfig(GraphDatabaseSettings.allow_file_urls, false)
                 // Bolt's netty shutdown otherwise waits a multi-second quiet period.
