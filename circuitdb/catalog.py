@@ -725,7 +725,8 @@ def sweep(path: Path, store: str | None = None, reporter: Reporter | None = None
     """Run a sweep file into `store`, or into the store the file names, or the default one."""
     from circuitdb.discovery.sweep import read_sweep
 
-    with Catalog(store or read_sweep(path).store, wait=wait) as catalog:
+    spec = read_sweep(path)  # a bad file is refused before the store is opened
+    with Catalog(store or spec.store, wait=wait) as catalog:
         return catalog.sweep(path, reporter, executor, address)
 
 

@@ -178,3 +178,20 @@ def test_kill_during_discover(backend: str, tmp_path: Path, request: pytest.Fixt
         if backend == "neo4j" or Path(fresh[len("kuzu:"):]).exists():
             assert len(whole_runs(fresh)) <= 2
     print(f"discover on {backend}: {sum(landed)} of {len(landed)} kills landed before it ended, every run whole after")
+
+
+@pytest.mark.xfail(reason="Kuzu 0.11.3 at times loses data when a writer of small runs is killed (issue 15; 2 of 4 "
+                   "sets of 60 kills): its SENDER and RECEIVER tables come back empty; after many kills of large "
+                   "writes, later writes failed on a duplicated primary key", strict=False)
+def test_kill_during_import_of_small_runs_leaves_whole_runs_and_a_writable_file(tmp_path: Path) -> None:
+    """Small runs (300 edges, 4,000 memberships: a circuit of SAE features) as the large ones above: every run whole
+    after each kill, and the catalog still takes a new run at the end."""
+    url = f"kuzu:{tmp_path / 'kill.kuzu'}"
+    span = timed_write(url, 300, 0, "first")
+    for trial, moment in enumerate(m for _ in range(TRIALS) for m in MOMENTS["kuzu"]):
+        before = whole_runs(url)
+        kill(writer(url, 300, trial + 1, f"new{trial}a", f"new{trial}b"), url, moment, span * 2)
+        after = whole_runs(url)
+        assert {k: after[k] for k in before} == before
+        assert len(after) - len(before) in (0, 2), f"trial {trial} ({moment})"
+    timed_write(url, 300, 999, "after")
