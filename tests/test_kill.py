@@ -180,9 +180,8 @@ def test_kill_during_discover(backend: str, tmp_path: Path, request: pytest.Fixt
     print(f"discover on {backend}: {sum(landed)} of {len(landed)} kills landed before it ended, every run whole after")
 
 
-@pytest.mark.xfail(reason="Kuzu 0.11.3 at times loses data when a writer of small runs is killed (issue 15; 2 of 4 "
-                   "sets of 60 kills): its SENDER and RECEIVER tables come back empty; after many kills of large "
-                   "writes, later writes failed on a duplicated primary key", strict=False)
+@pytest.mark.xfail(reason="Kuzu 0.11.3 at times loses data when a writer of small runs is killed (issue 15; 1 of 3 "
+                   "sets of 60 kills): its SENDER and RECEIVER tables come back empty", strict=False)
 def test_kill_during_import_of_small_runs_leaves_whole_runs_and_a_writable_file(tmp_path: Path) -> None:
     """Small runs (300 edges, 4,000 memberships: a circuit of SAE features) as the large ones above: every run whole
     after each kill, and the catalog still takes a new run at the end."""
