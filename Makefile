@@ -14,7 +14,7 @@ STAMP_TL4 := $(VENV_TL4)/.installed-$(shell cat pyproject.toml | cksum | cut -d'
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery,ray]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery,ray,ladybug]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # torch and its CUDA libraries (5 GB) are linked from .venv, not installed twice: the same pinned version serves both

@@ -96,7 +96,7 @@ INDEXES = (
 
 
 def _columns(properties: dict[str, str]) -> str:
-    return "".join(f", {name} {kind}" for name, kind in properties.items())
+    return "".join(f", `{name}` {kind}" for name, kind in properties.items())  # quoted: ladybug reserves `index`
 
 
 def _kuzu_node(node: NodeTable, label: str = "") -> str:

@@ -12,12 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import kuzu
-
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.lazy import pa
 from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
+from circuitdb.store.engine import engine
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
@@ -25,7 +24,7 @@ from circuitdb.store.writes import Rows, SmallWrites, Steps, replace_run, run_st
 
 # a process that is not circuitdb's holds the file
 BUSY = re.compile(r"Could not set lock")
-NOT_KUZU = re.compile(r"not a valid Kuzu database file")
+NOT_KUZU = re.compile(r"not a valid (Kuzu|Lbug) database file")
 PLAN_OPERATOR = re.compile(r"([A-Z][A-Z_]+)\[\d+\]")
 PLAN_FUNCTION = re.compile(r"Function: (\w+)")
 # plan operators that write files, load extensions, switch databases or open transactions
@@ -53,7 +52,8 @@ class KuzuStore(SmallWrites):
         later (a bad model name, say) leaves no empty catalog behind. `create=False` (and `read_only`) refuses a
         database that holds no catalog rather than adding one to it."""
         self.path, self.read_only, self.wait_s = path, read_only, wait_s
-        self._conn: kuzu.Connection | None = None
+        self.engine = engine()
+        self._conn: Any = None
         self._schema = read_only
         self._current = False  # a read-only open has checked the file has every column of the schema
         self._must_hold_catalog = read_only or not create
@@ -78,8 +78,8 @@ class KuzuStore(SmallWrites):
                 if self._must_hold_catalog and not self.read_only and not self._holds_catalog():
                     lock.close()
                     raise StoreError(NO_CATALOG.format(path=self.path))
-                self.db = kuzu.Database(str(self.path), read_only=self.read_only)
-                self._conn, self._lock = kuzu.Connection(self.db), lock
+                self.db = self.engine.Database(str(self.path), read_only=self.read_only)
+                self._conn, self._lock = self.engine.Connection(self.db), lock
                 return
             except BlockingIOError:
                 pass
@@ -110,7 +110,7 @@ class KuzuStore(SmallWrites):
             self._lock.close()  # closing the file drops the lock
 
     @property
-    def conn(self) -> kuzu.Connection:
+    def conn(self) -> Any:
         if self._conn is None:
             self._open()
             if self._must_hold_catalog:
@@ -149,9 +149,9 @@ class KuzuStore(SmallWrites):
     def _holds_catalog(self) -> bool:
         """Whether the file holds a catalog, looked at read-only: opening another program's database to write
         may rewrite it on close."""
-        probe = kuzu.Database(str(self.path), read_only=True)
+        probe = self.engine.Database(str(self.path), read_only=True)
         try:
-            tables = kuzu.Connection(probe).execute("CALL show_tables() RETURN name").get_as_df()["name"]
+            tables = self.engine.Connection(probe).execute("CALL show_tables() RETURN name").get_as_df()["name"]
         finally:
             probe.close()
         self._must_hold_catalog = "Run" not in set(tables)
@@ -197,7 +197,7 @@ class KuzuStore(SmallWrites):
         self._exec("COMMIT")
         self._exec("CHECKPOINT")
 
-    def _exec(self, cypher: str, params: dict[str, Any] | None = None) -> kuzu.QueryResult:
+    def _exec(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
         result = self.conn.execute(cypher, params or {})
         return result[-1] if isinstance(result, list) else result
 
