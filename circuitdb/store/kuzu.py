@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from circuitdb.errors import CircuitdbError, StoreError
-from circuitdb.ingest.tables import RunTables, check_tables
+from circuitdb.ingest.tables import RunTables
 from circuitdb.lazy import pa
 from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
 from circuitdb.store.engine import engine
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
-from circuitdb.store.writes import Rows, SmallWrites, Steps, replace_run, run_steps
+from circuitdb.store.writes import Rows, SmallWrites, Steps, checked_batch, replace_run, run_steps
 
 # a process that is not circuitdb's holds the file
 BUSY = re.compile(r"Could not set lock")
@@ -272,10 +272,7 @@ class KuzuStore(SmallWrites):
         whole in one step. A writer that opens the file removes what a killed one left staged (`_recover`).
         One batch, not one transaction per run: a Kuzu commit after a COPY costs time that grows with the table.
         """
-        for tables in batch:
-            check_tables(tables)
-        batch = list({t.run_id: t for t in batch}.values())
-        names = ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
+        batch, names = checked_batch(batch)
         with signals_held(f"writing run {names}"):
             stage = self._stage(batch, names)
             self._publish(batch, stage, names)

@@ -20,7 +20,7 @@ from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import neo4j_schema
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
-from circuitdb.store.writes import MERGE_COMPONENTS, Rows, SmallWrites, Steps, replace_run, run_steps
+from circuitdb.store.writes import MERGE_COMPONENTS, Rows, SmallWrites, Steps, checked_batch, replace_run, run_steps
 
 BATCH = 10_000
 WRITERS = 2  # runs written at once by Neo4jStore.write_runs
@@ -213,9 +213,7 @@ class Neo4jStore(SmallWrites):
         """One transaction per run (the unit concurrent writers and retries work in), WRITERS runs at once: the server
         applies a transaction on one thread, so a second keeps another core busy (`writers`). A run waits for a run of the batch
         it nests in; after a failure no further run starts, and the first error is raised once the others end."""
-        for tables in batch:
-            check_tables(tables)
-        batch = list({t.run_id: t for t in batch}.values())  # a run twice: its last copy, written once
+        batch, names = checked_batch(batch)
         if len(batch) < 2 or self.writers < 2:
             for tables in batch:
                 self.write_run(tables)
@@ -235,7 +233,6 @@ class Neo4jStore(SmallWrites):
             finally:
                 done[tables.run_id].set()
 
-        names = ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
         with signals_held(f"writing runs {names}"), ThreadPoolExecutor(self.writers) as pool:
             futures = []
             for tables in batch:  # a parent later in the batch is not waited for (its child fails, as one by one)

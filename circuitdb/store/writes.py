@@ -8,7 +8,7 @@ from typing import Any
 
 from circuitdb.errors import StoreError
 from circuitdb.ingest.features import RelationRows, SteeringRows
-from circuitdb.ingest.tables import RunTables
+from circuitdb.ingest.tables import RunTables, check_tables
 from circuitdb.schema import NODES, RELS
 
 Rows = list[dict[str, Any]]
@@ -101,6 +101,14 @@ class SmallWrites:
 
     def write_steering(self, rows: SteeringRows) -> None:
         self._small_write(f"writing steering vector {rows.vector['id']}", lambda: replace_steering(rows))
+
+
+def checked_batch(batch: list[RunTables]) -> tuple[list[RunTables], str]:
+    """A batch's tables checked, each run once (a run given twice: its last copy), and its first run ids for messages."""
+    for tables in batch:
+        check_tables(tables)
+    batch = list({t.run_id: t for t in batch}.values())
+    return batch, ", ".join(t.run_id for t in batch[:3]) + (" ..." if len(batch) > 3 else "")
 
 
 def run_steps(steps: Steps, execute: Callable[[str, dict[str, Any]], Rows]) -> Any:
