@@ -1,5 +1,5 @@
 # circuitdb: `make demo` runs the main job end to end on the embedded store; `make test` runs the tests
-# (Kuzu and a real Neo4j 5.26 started from Maven Central jars). Both create .venv and install what they need.
+# (the embedded store and a real Neo4j 5.26 started from Maven Central jars). Both create .venv and install what they need.
 # `make test-tl4` runs the discovery tests that apply under TransformerLens 4 (the bridge) in .venv-tl4.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -14,7 +14,7 @@ STAMP_TL4 := $(VENV_TL4)/.installed-$(shell cat pyproject.toml | cksum | cut -d'
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery,ray,ladybug]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,discovery,ray,kuzu]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # torch and its CUDA libraries (5 GB) are linked from .venv, not installed twice: the same pinned version serves both

@@ -1,28 +1,29 @@
 """Ingest as the catalog grows: the time to add one small run to an embedded catalog of 10 / 1,000 / 10,000 runs,
-and the file's bytes per stored edge (the flat-ingest item of the reliability issue).
+and the file's bytes per stored edge (the flat-ingest item of the reliability issue), on each embedded engine
+(`--engines`, ladybug and Kuzu 0.11.3 by default: each in a process of its own, as the two cannot share one).
 
-Each catalog is built in batch writes of 1,000 runs (COPY), then `--adds` more runs are added one at a time through
-`Catalog.add` in the same process, as a discovery job does (each created in one logged transaction, with Kuzu
-checkpointing when its log has grown: the mean includes those checkpoints), and `--processes` runs each by a process
-of its own, as `circuitdb import` of one file does (open, add, and the checkpoint of closing). Each figure is printed
-with its ratio to the smallest catalog (the issue bounds the add at 2x). Runs hold `--members` memberships and
-`--edges` edges over a model of `--components` components (a few hundred each, as SAE-feature circuits have).
+Each catalog is built in batch writes of 1,000 runs, then `--adds` more runs are added one at a time through
+`Catalog.add` in the same process, as a discovery job does (median, mean and max), and `--processes` runs each by a
+process of its own, as `circuitdb import` of one file does (open, add, close). Each figure is printed with its ratio
+to the smallest catalog (the issue bounds the add at 2x). Runs hold `--members` memberships and `--edges` edges over
+a model of `--components` components (a few hundred each, as SAE-feature circuits have).
 
-With `--engine MODULE` (kuzu, or ladybug from another environment: `/path/to/venv/bin/python benchmarks/growth.py
---engine ladybug`) it measures the engine alone with the statements of circuitdb's write of large batches (COPY of
-the edges and memberships in one transaction, then a checkpoint), splitting the time into commit and checkpoint, for each layout:
-`relationships` (edges as relationships between the shared components, memberships stored both ways: circuitdb
-before the Edge node layout) and `nodes` (the layout of `schema.kuzu_ddl`: an edge is a node of its own, and
-memberships and edge ends are stored from their source side).
+With `--engine MODULE` (kuzu or ladybug) it measures the engine alone with the statements of circuitdb's write of
+large batches (COPY of the edges and memberships in one transaction, then a checkpoint), splitting the time into
+commit and checkpoint, for each layout: `relationships` (edges as relationships between the shared components,
+memberships stored both ways: circuitdb before the Edge node layout) and `nodes` (the layout of `schema.kuzu_ddl`:
+an edge is a node of its own, and memberships and edge ends are stored from their source side).
 
-    .venv/bin/python benchmarks/growth.py [--sizes 10,1000,10000 --adds 200 --processes 3 --members 300 --edges 300]
+    .venv/bin/python benchmarks/growth.py [--sizes 10,1000,10000 --adds 200 --processes 3 --engines ladybug,kuzu]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def catalog_growth(args: argparse.Namespace) -> list[dict]:
                          "file_bytes": path.stat().st_size, "bytes_per_edge": path.stat().st_size / stored_edges})
         row = rows[-1]
         print(f"catalog of {size:>6} runs: add one run {row['add_s']:.4f} s median, {row['mean_add_s']:.4f} s mean "
-              f"(Kuzu's checkpoints included), {row['max_add_s']:.3f} s max, of {args.adds}; in a process of its own "
+              f"(checkpoints included), {row['max_add_s']:.3f} s max, of {args.adds}; in a process of its own "
               f"(open, add, close) {row['process_s']:.3f} s; file {row['file_bytes'] / 1e6:.1f} MB, "
               f"{row['bytes_per_edge']:.0f} bytes per stored edge", flush=True)
     return rows
@@ -170,18 +171,46 @@ def main() -> None:
     parser.add_argument("--components", type=int, default=20000)
     parser.add_argument("--engine", help="measure this engine module alone (kuzu, ladybug)")
     parser.add_argument("--layouts", type=lambda s: s.split(","), default=list(LAYOUTS), help="with --engine")
+    parser.add_argument("--engines", type=lambda s: s.split(","), default=["ladybug", "kuzu"],
+                        help="embedded engines whose catalog growth is measured, each in a child process")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # internal: one engine, JSON last
     args = parser.parse_args()
     if args.one:
         return add_one(args)
-    runs = {layout: engine_growth(args, layout) for layout in args.layouts} if args.engine else {"": catalog_growth(args)}
-    keys = ("commit_s",) if args.engine else ("add_s", "mean_add_s", "process_s")
-    for layout, rows in runs.items():
-        for key in keys:
-            print(f"{layout + ' layout, ' if layout else ''}{key}: largest / smallest catalog "
-                  f"{rows[-1][key] / rows[0][key]:.2f}x (bound: 2x)")
-    print(json.dumps({"engine": args.engine or "circuitdb+kuzu", "layouts": runs}))
-    sys.exit(0)
+    if args.engine:
+        runs = {layout: engine_growth(args, layout) for layout in args.layouts}
+        for layout, rows in runs.items():
+            print(f"{layout} layout, commit: largest / smallest catalog {rows[-1]['commit_s'] / rows[0]['commit_s']:.2f}x")
+        print(json.dumps(runs))
+        return
+    if args.child:
+        print(json.dumps(catalog_growth(args)))
+        return
+    report: dict[str, dict] = {}
+    for name in args.engines:
+        if importlib.util.find_spec(name) is None:
+            print(f"{name}: skipped, not installed (pip install 'circuitdb[{name}]')")
+            continue
+        print(f"== circuitdb on {name} ==", flush=True)
+        report[name] = engine_child(name)
+    for name, rows in report.items():
+        for key in ("add_s", "mean_add_s", "process_s"):
+            print(f"{name}, {key}: largest / smallest catalog {rows[-1][key] / rows[0][key]:.2f}x (bound: 2x)")
+    print(json.dumps(report))
 
+
+def engine_child(name: str) -> list[dict]:
+    """Run this script's catalog measurement with CIRCUITDB_ENGINE=name in a child, its lines shown as they come."""
+    child = subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--child"], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "CIRCUITDB_ENGINE": name})
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if not line.startswith("["):
+            print(line, end="", flush=True)
+    if child.wait():
+        sys.exit(f"the measurement on {name} failed")
+    return json.loads(lines[-1])
 
 if __name__ == "__main__":
     main()

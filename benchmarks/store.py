@@ -1,28 +1,34 @@
-"""Store benchmark: ingest speed and cross-circuit query latency of a synthetic catalog on Kuzu and Neo4j.
+"""Store benchmark: ingest speed and cross-circuit query latency of a synthetic catalog on the embedded store and Neo4j.
 
 Builds `--runs` runs on one model (by default 50 runs, 1,000,000 weighted edges and 100,000 memberships) out of
 SAE features `f<dict>/<index>`. Every run holds a common core of components and of edges, plus random members of
 a larger pool, so shared / venn / similarity have real overlaps to find. Then it measures:
 
-1. Kuzu ingest through `Catalog.add`, against raw COPYs of the same Arrow edges into a fresh database;
-2. Kuzu median latency of shared, venn, diff and similarity (components, then edges);
-3. the same ingest and latencies on a throw-away Neo4j 5.26 server (tests/neo4j_server.py) with docker-compose.yml's
+1. the embedded store's ingest through `Catalog.add`, against raw COPYs of the same Arrow edges into a fresh database,
+   on the engine CIRCUITDB_ENGINE selects (ladybug 0.22 unless set), its figures labelled with the engine's name;
+2. its median latency of shared, venn, diff and similarity (components, then edges);
+3. the same two on the other engine (Kuzu 0.11.3 beside ladybug), in a child process of its own (the two cannot be
+   loaded in one) on the same catalog, then both engines' figures side by side with the ratio ladybug / kuzu of each;
+   one line instead where that engine is not installed;
+4. the same ingest and latencies on a throw-away Neo4j 5.26 server (tests/neo4j_server.py) with docker-compose.yml's
    heap and page cache, unless --skip-neo4j; the ingest is timed after a warm-up (the server's first writes are slowed
    by its JIT compiling), whose cold figure is printed, and against one writer (Neo4jStore.writers) in the same run;
-4. PASS/MISS against the targets of the performance issue (informational only: the script always exits 0).
+5. PASS/MISS of the selected engine and Neo4j against the targets of the performance issue (informational only: the
+   script always exits 0).
 
-With `--scale 500,1000,2000` it measures whole-catalog questions instead, per catalog size and on both stores (Neo4j
-only with --skip-kuzu): the import of one export file (against adding runs one at a time), similarity over all runs
-(against the pairwise Cypher it replaced: same matrix; on Neo4j also against the driver without its Rust extension,
-neo4j-rust-ext, where that is installed) and the JSON export (against fetching run by run: same bytes). On Neo4j each
-kind of similarity is first called once on its own (the server's first run of a query reads its pages and compiles its
-code: seconds at 2,000 runs), shown apart from the warm call the comparisons and targets use. Each task runs
-in a child process, whose peak resident memory (VmHWM) is reported beside its time; PASS/MISS lines give the bounds of
-the scale issue (similarity < 5 s and < 1 GB, export < 30 s). The old pairwise similarity is timed up to 1,000 runs
-unless --old-similarity-max-runs says otherwise: on the embedded store its memory grows with the pairs of runs that
-share a member (4.8 GB at 1,000 runs of the default catalog, about four times that at 2,000). The default runs (300
-members, 300 edges, members drawn from a pool five times a run) share more than the catalog the issue measured: its old
-similarity took 471 MB at 500 runs where this one takes 1.3 GB (608 MB with --scale-members 100 --scale-edges 100).
+With `--scale 500,1000,2000` it measures whole-catalog questions instead, per catalog size and on both stores: the
+embedded one on the selected engine only (CIRCUITDB_ENGINE=kuzu for Kuzu's), Neo4j only with --skip-kuzu: the import of
+one export file (against adding runs one at a time), similarity over all runs (against the pairwise Cypher it replaced:
+same matrix; on Neo4j also against the driver without its Rust extension, neo4j-rust-ext, where that is installed) and
+the JSON export (against fetching run by run: same bytes). On Neo4j each kind of similarity is first called once on its
+own (the server's first run of a query reads its pages and compiles its code: seconds at 2,000 runs), shown apart from
+the warm call the comparisons and targets use. Each task runs in a child process, whose peak resident memory (VmHWM) is
+reported beside its time; PASS/MISS lines give the bounds of the scale issue (similarity < 5 s and < 1 GB, export
+< 30 s). The old pairwise similarity is timed up to 1,000 runs unless --old-similarity-max-runs says otherwise: on the
+embedded store its memory grows with the pairs of runs that share a member (4.8 GB at 1,000 runs of the default catalog,
+about four times that at 2,000). The default runs (300 members, 300 edges, members drawn from a pool five times a run)
+share more than the catalog the issue measured: its old similarity took 471 MB at 500 runs where this one takes 1.3 GB
+(608 MB with --scale-members 100 --scale-edges 100).
 
 Figures are printed as labelled lines as they come; the last line is a JSON summary of all of them.
 
@@ -52,7 +58,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import kuzu
 import numpy as np
 import pyarrow as pa
 
@@ -64,6 +69,7 @@ from circuitdb.ingest.tables import RunTables, run_tables
 from circuitdb.queries import run_query
 from circuitdb.queries.selection import Selection
 from circuitdb.schema import EDGE_PATTERN, kuzu_ddl
+from circuitdb.store.engine import ENGINES, engine, engine_name
 from circuitdb.store.neo4j import Neo4jStore
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
@@ -140,14 +146,13 @@ class Report:
 
     figures: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # key: (label, unit), for the engines' table
 
-    def add(self, key: str, value: Any, label: str, unit: str = "", note: str = "") -> None:
+    def add(self, key: str, value: Any, label: str, unit: str = "", note: str = "", show: bool = True) -> None:
         self.figures[key] = value
-        if isinstance(value, float):
-            shown = f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
-        else:
-            shown = f"{value:,}" if isinstance(value, int) else str(value)
-        print(f"  {label:<56} {shown:>12} {unit:<6} {note}".rstrip(), flush=True)
+        self.labels[key] = (label, unit)
+        if show:
+            print(f"  {label:<56} {shown(value):>12} {unit:<6} {note}".rstrip(), flush=True)
 
     def target(self, name: str, key: str, goal: float, at_most: bool, unit: str) -> None:
         """PASS/MISS of the figure `key` against `goal`; N/A when it was not measured."""
@@ -161,6 +166,13 @@ class Report:
         shown = "not measured" if verdict == "N/A" else f"{value:,.1f} {unit}"
         print(f"  [{verdict}] {name:<58} {shown:>18}   (target {'<=' if at_most else '>='} {goal:,g} {unit})",
               flush=True)
+
+
+def shown(value: Any) -> str:
+    """A figure as printed: floats to 3 decimals below 100, to 1 above; ints with thousands separators."""
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def section(title: str) -> None:
@@ -297,16 +309,17 @@ def distinct_components(tables: list[RunTables]) -> pa.Table:
     return components.take(pa.array(list(first.values()), pa.int64()))
 
 
-def raw_kuzu_copy(path: Path, tables: list[RunTables]) -> float:
+def raw_copy(path: Path, tables: list[RunTables]) -> float:
     """Seconds of the three COPYs that lay every run's edges out (Edge nodes, then their SENDER and RECEIVER ends),
-    each of all rows in one statement, into a fresh database with the catalog DDL."""
+    each of all rows in one statement, into a fresh database of the selected engine with the catalog DDL."""
     components = distinct_components(tables)
     edges = pa.concat_tables(t.edges for t in tables).combine_chunks()
     ids = pa.array(range(edges.num_rows), pa.int64())
     copies = {"Edge": pa.table({"id": ids, "run_id": edges["run_id"], "weight": edges["weight"], "input": edges["input"]}),
               "SENDER": pa.table({"from": ids, "to": edges["from"]}), "RECEIVER": pa.table({"from": ids, "to": edges["to"]})}
-    db = kuzu.Database(str(path))
-    conn = kuzu.Connection(db)
+    module = engine()
+    db = module.Database(str(path))
+    conn = module.Connection(db)
     try:
         for statement in kuzu_ddl():
             conn.execute(statement)
@@ -332,7 +345,7 @@ def check_counts(catalog: Catalog, cfg: Config) -> None:
 
 
 def report_ingest(report: Report, prefix: str, seconds: float, steps: dict[str, float], n_edges: int) -> None:
-    """Catalog.add seconds, the store's share of it and, for Kuzu, seconds per statement kind."""
+    """Catalog.add seconds, the store's share of it and, for the embedded store, seconds per statement kind."""
     store = steps.get("write_runs", 0.0)
     report.add(f"{prefix}_ingest_s", seconds, "Catalog.add, all runs (validation + store writes)", "s")
     report.add(f"{prefix}_ingest_python_s", seconds - store, "  of which run_tables (validate, Arrow tables)", "s")
@@ -379,9 +392,9 @@ def measure_queries(report: Report, prefix: str, catalog: Catalog, cfg: Config) 
     print(f"  ({describe_overlaps(catalog, ids)})", flush=True)
     for name, (call, bare) in query_suite(catalog, ids).items():
         cypher_ms = median_ms(bare, cfg.repeat)
-        report.figures[f"{prefix}_{name}_cypher_ms"] = cypher_ms
         report.add(f"{prefix}_{name}_ms", median_ms(call, cfg.repeat), f"{name} (Catalog), median of {cfg.repeat}",
                    "ms", f"[Cypher alone {cypher_ms:,.1f} ms]")
+        report.add(f"{prefix}_{name}_cypher_ms", cypher_ms, f"  {name}, Cypher alone", "ms", show=False)
     measure_edge_similarity(report, prefix, catalog, cfg)
 
 
@@ -400,25 +413,83 @@ def measure_edge_similarity(report: Report, prefix: str, catalog: Catalog, cfg: 
 # ---------------------------------------------------------------- backends
 
 
-def bench_kuzu(report: Report, cfg: Config, runs: list[Run], tables: list[RunTables], folder: Path) -> None:
-    """Catalog.add against a raw COPY of the same edges, then the query latencies."""
-    section("Kuzu ingest")
+def engine_label() -> str:
+    """The selected engine with its version, e.g. "ladybug 0.22.0"."""
+    return f"{engine_name()} {getattr(engine(), '__version__', '')}".strip()
+
+
+def bench_embedded(report: Report, cfg: Config, runs: list[Run], tables: list[RunTables], folder: Path) -> None:
+    """Catalog.add against a raw COPY of the same edges, then the query latencies, on the selected engine (its name
+    prefixes the figures' keys)."""
+    name = engine_name()
+    section(f"Embedded ({engine_label()}) ingest")
     catalog, seconds, steps = catalog_ingest(f"kuzu:{folder / 'catalog.kuzu'}", runs)
     try:
         check_counts(catalog, cfg)
         n_edges = sum(t.edges.num_rows for t in tables)
-        report_ingest(report, "kuzu", seconds, steps, n_edges)
-        raw = raw_kuzu_copy(folder / "raw.kuzu", tables)
-        report.add("kuzu_raw_copy_s", raw, f"raw COPY of all {n_edges:,} edges (Edge, SENDER, RECEIVER)", "s")
-        report.add("kuzu_ingest_ratio", seconds / raw, "ratio Catalog.add / raw COPY", "x")
-        report.add("kuzu_store_ratio", steps["write_runs"] / raw, "ratio store.write_runs / raw COPY", "x")
+        report_ingest(report, name, seconds, steps, n_edges)
+        raw = raw_copy(folder / "raw.kuzu", tables)
+        report.add(f"{name}_raw_copy_s", raw, f"raw COPY of all {n_edges:,} edges (Edge, SENDER, RECEIVER)", "s")
+        report.add(f"{name}_ingest_ratio", seconds / raw, "ratio Catalog.add / raw COPY", "x")
+        report.add(f"{name}_store_ratio", steps["write_runs"] / raw, "ratio store.write_runs / raw COPY", "x")
         copies = sum(steps.get(f"COPY {table}", 0.0) for table in ("Edge", "SENDER", "RECEIVER"))
-        report.add("kuzu_edge_copy_ratio", copies / raw, "ratio catalog's edge COPY statements / raw COPY", "x",
+        report.add(f"{name}_edge_copy_ratio", copies / raw, "ratio catalog's edge COPY statements / raw COPY", "x",
                    "(edges only, commits excluded)")
-        section(f"Kuzu query latency ({cfg.runs} runs)")
-        measure_queries(report, "kuzu", catalog, cfg)
+        section(f"Embedded ({name}) query latency ({cfg.runs} runs)")
+        measure_queries(report, name, catalog, cfg)
     finally:
         catalog.close()
+
+
+def embedded_only(cfg: Config) -> dict[str, Any]:
+    """The embedded figures alone on the selected engine, for other_engine's child: the engine's version, the figures
+    and their labels (the figures' lines are printed as they come, and the parent passes them on)."""
+    runs = build_runs(cfg)
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="circuitdb-bench-") as folder:
+        bench_embedded(report, cfg, runs, [run_tables(run) for run in runs], Path(folder))
+    return {"engine": engine_label(), "figures": report.figures, "labels": report.labels}
+
+
+def other_engine(report: Report, cfg: Config) -> None:
+    """The embedded figures on the engine CIRCUITDB_ENGINE does not select, measured by a child process of its own
+    (the two engines cannot be loaded in one) on the same catalog, then both side by side."""
+    other = next(name for name in ENGINES if name != engine_name())
+    if importlib.util.find_spec(other) is None:
+        print(f"\n  {other}'s embedded figures skipped: {other} is not installed (pip install 'circuitdb[{other}]')",
+              flush=True)
+        return
+    command = [sys.executable, str(Path(__file__).resolve()), "--embedded-only", json.dumps(asdict(cfg))]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "CIRCUITDB_ENGINE": other})
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if not line.startswith("{"):
+            print(line, end="", flush=True)
+    if child.wait():
+        print(f"\n  {other}'s embedded figures failed: its child process exited {child.returncode}", flush=True)
+        return
+    got = json.loads(lines[-1])
+    report.figures.update(got["figures"])
+    report.labels.update(got["labels"])
+    compare_engines(report, {engine_name(): engine_label(), other: got["engine"]})
+
+
+def compare_engines(report: Report, versions: dict[str, str]) -> None:
+    """Every embedded figure of both engines side by side, with the ratio of ladybug's to kuzu's."""
+    first, second = ENGINES
+    section(f"Embedded: {versions[first]} against {versions[second]}, same catalog (ratio above 1: {first}'s figure is "
+            f"larger, i.e. slower for s and ms, faster for edges/s)")
+    print(f"  {'figure':<56} {'unit':<8} {first:>12} {second:>12} {'ratio':>8}", flush=True)
+    ratios = {}
+    for key, (label, unit) in report.labels.items():
+        suffix = key.removeprefix(f"{first}_")
+        a, b = report.figures.get(key), report.figures.get(f"{second}_{suffix}")
+        if key.startswith(f"{first}_") and isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+            ratios[suffix] = a / b
+            print(f"  {label:<56} {unit:<8} {shown(a):>12} {shown(b):>12} {a / b:>7,.2f}x", flush=True)
+    report.figures["engines"] = versions
+    report.figures[f"{first}_over_{second}"] = ratios
 
 
 def neo4j_test_server() -> Any:
@@ -479,11 +550,11 @@ def warm_up(report: Report, uri: str, runs: list[Run]) -> None:
 
 
 def report_ratios(report: Report) -> None:
-    """Neo4j's venn and diff latency over the embedded store's (both measured above, in this run)."""
+    """Neo4j's venn and diff latency over the embedded store's on the selected engine (both measured in this run)."""
     for name in ("venn4", "diff2"):
-        kuzu, neo4j = report.figures.get(f"kuzu_{name}_ms"), report.figures.get(f"neo4j_{name}_ms")
-        if kuzu and neo4j:
-            report.add(f"neo4j_{name}_ratio", neo4j / kuzu, f"ratio {name}: Neo4j / embedded (Catalog)", "x")
+        embedded, neo4j = report.figures.get(f"{engine_name()}_{name}_ms"), report.figures.get(f"neo4j_{name}_ms")
+        if embedded and neo4j:
+            report.add(f"neo4j_{name}_ratio", neo4j / embedded, f"ratio {name}: Neo4j / embedded ({engine_name()})", "x")
     one, all_writers = report.figures.get("neo4j_one_writer_ingest_edges_per_s"), report.figures.get("neo4j_ingest_edges_per_s")
     if one and all_writers:
         report.add("neo4j_writers_ratio", all_writers / one,
@@ -493,17 +564,19 @@ def report_ratios(report: Report) -> None:
 def print_targets(report: Report, cfg: Config) -> None:
     """The issue's targets next to the figures (informational: nothing here changes the exit code)."""
     section("Targets (informational)")
-    report.target("Kuzu ingest (Catalog.add) within 2x raw COPY", "kuzu_ingest_ratio", KUZU_INGEST_MAX_RATIO, True, "x")
-    report.target("Kuzu store.write_runs within 2x raw COPY", "kuzu_store_ratio", KUZU_INGEST_MAX_RATIO, True, "x")
-    for backend in ("kuzu", "neo4j"):
+    name = engine_name()
+    report.target(f"{name} ingest (Catalog.add) within 2x raw COPY", f"{name}_ingest_ratio", KUZU_INGEST_MAX_RATIO,
+                  True, "x")
+    report.target(f"{name} store.write_runs within 2x raw COPY", f"{name}_store_ratio", KUZU_INGEST_MAX_RATIO, True, "x")
+    for backend in (name, "neo4j"):
         if backend == "neo4j" and cfg.skip_neo4j:
             continue
-        note = "" if backend == "kuzu" else " (same bound, Neo4j)"
+        note = "" if backend == name else " (same bound, Neo4j)"
         report.target(f"{backend} shared (4 runs) < 50 ms{note}", f"{backend}_shared4_ms", SHARED_VENN_MAX_MS, True, "ms")
         report.target(f"{backend} venn (4 runs) < 50 ms{note}", f"{backend}_venn4_ms", SHARED_VENN_MAX_MS, True, "ms")
         report.target(f"{backend} similarity ({cfg.runs} runs) < 500 ms{note}", f"{backend}_similarity_all_ms",
                       SIMILARITY_MAX_MS, True, "ms")
-    for backend in ("kuzu",) if cfg.skip_neo4j else ("kuzu", "neo4j"):
+    for backend in (name,) if cfg.skip_neo4j else (name, "neo4j"):
         report.target(f"{backend} similarity --edges ({cfg.runs} runs) < 1 s", f"{backend}_similarity_edges_ms",
                       EDGE_SIMILARITY_MAX_MS, True, "ms")
     if not cfg.skip_neo4j:
@@ -640,7 +713,7 @@ def in_child(spec: dict[str, Any], timeout_s: float, without_rust: bool = False)
 
 
 def kuzu_size_mb(path: Path) -> float:
-    """The Kuzu catalog file with its write-ahead log, if one is left."""
+    """The embedded catalog file with its write-ahead log, if one is left."""
     wal = path.with_name(path.name + ".wal")
     return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
 
@@ -667,7 +740,7 @@ def scale_questions(report: Report, cfg: Config, backend: str, url: str, n: int,
     """Similarity (old pairwise Cypher against the new way, same matrix) and JSON export (old per-run fetch against
     the new batched stream, same bytes) over all `n` runs of a loaded catalog. On Neo4j the new similarity is timed
     twice: its first call after the import, then the call the other figures compare with (the server warm)."""
-    prefix = f"{backend}_{n}"
+    prefix = f"{engine_name() if backend == 'kuzu' else backend}_{n}"
     with Catalog(url, read_only=True) as catalog:  # warm the store's caches before the first measured task
         catalog.query("MATCH (:Run)-[i:INCLUDES]->(:Component) RETURN count(i) AS n")
         catalog.query(f"MATCH {EDGE_PATTERN[backend]} RETURN count(e) AS n")
@@ -710,26 +783,29 @@ def scale_questions(report: Report, cfg: Config, backend: str, url: str, n: int,
         (folder / name).unlink(missing_ok=True)
 
 
-def scale_kuzu(report: Report, cfg: Config, n: int, folder: Path, export: Path) -> None:
-    """Kuzu at one catalog size: the batched import against runs added one at a time, then the whole-catalog questions."""
-    section(f"{n:,} runs: Kuzu")
+def scale_embedded(report: Report, cfg: Config, n: int, folder: Path, export: Path) -> None:
+    """The embedded store at one catalog size, on the selected engine (its name prefixes the keys): the batched import
+    against runs added one at a time, then the whole-catalog questions."""
+    section(f"{n:,} runs: embedded ({engine_label()})")
+    p = f"{engine_name()}_{n}"
     catalog = folder / "catalog.kuzu"
-    if add_task(report, f"kuzu_{n}_import", f"import json of {n:,} runs (write_runs, batches of {IMPORT_ROWS:,} rows)",
+    if add_task(report, f"{p}_import", f"import json of {n:,} runs (write_runs, batches of {IMPORT_ROWS:,} rows)",
                 in_child({"task": "import", "url": f"kuzu:{catalog}", "path": str(export)}, cfg.child_timeout_s)):
-        report.add(f"kuzu_{n}_file_mb", kuzu_size_mb(catalog), "  catalog file", "MB")
+        report.add(f"{p}_file_mb", kuzu_size_mb(catalog), "  catalog file", "MB")
     each = folder / "each.kuzu"
     count = min(n, cfg.import_each)
-    if add_task(report, f"kuzu_{n}_import_each", f"baseline: first {count} runs added one at a time",
+    if add_task(report, f"{p}_import_each", f"baseline: first {count} runs added one at a time",
                 in_child({"task": "import_each", "url": f"kuzu:{each}", "path": str(export), "count": count},
-                         cfg.child_timeout_s)) and f"kuzu_{n}_import_s" in report.figures:
-        one, batch = report.figures[f"kuzu_{n}_import_each_s"] / count, report.figures[f"kuzu_{n}_import_s"] / n
-        report.add(f"kuzu_{n}_import_ratio", one / batch, "  per run: one at a time / batched import", "x",
-                   f"[file per run {kuzu_size_mb(each) / count * n / report.figures[f'kuzu_{n}_file_mb']:,.1f}x]")
+                         cfg.child_timeout_s)) and f"{p}_import_s" in report.figures:
+        one, batch = report.figures[f"{p}_import_each_s"] / count, report.figures[f"{p}_import_s"] / n
+        report.add(f"{p}_import_ratio", one / batch, "  per run: one at a time / batched import", "x",
+                   f"[file per run {kuzu_size_mb(each) / count * n / report.figures[f'{p}_file_mb']:,.1f}x]")
     scale_questions(report, cfg, "kuzu", f"kuzu:{catalog}", n, folder)
 
 
 def bench_scale(report: Report, cfg: Config) -> None:
-    """Per catalog size: import of one export file, then whole-catalog similarity and export, on Kuzu and Neo4j."""
+    """Per catalog size: import of one export file, then whole-catalog similarity and export, on the embedded store
+    and Neo4j."""
     per_run = Config(runs=4, memberships=4 * cfg.scale_members, edges=4 * cfg.scale_edges)
     per_run.check()
     print(f"  {cfg.scale_members} members and {cfg.scale_edges} edges per run (core of {per_run.core_members} "
@@ -745,7 +821,7 @@ def bench_scale(report: Report, cfg: Config) -> None:
             export = folder / "runs.json"
             export.write_text(dumps(build_runs(sized)))
             if not cfg.skip_kuzu:
-                scale_kuzu(report, cfg, n, folder, export)
+                scale_embedded(report, cfg, n, folder, export)
             if neo4j_server:
                 section(f"{n:,} runs: Neo4j")
                 uri, proc = neo4j_server.start()
@@ -759,8 +835,8 @@ def bench_scale(report: Report, cfg: Config) -> None:
 
 
 def scale_backends(cfg: Config) -> tuple[str, ...]:
-    """The stores --scale measures."""
-    return tuple(b for b, skip in (("kuzu", cfg.skip_kuzu), ("neo4j", cfg.skip_neo4j)) if not skip)
+    """The stores --scale measures, as their keys name them: the embedded one by its engine."""
+    return tuple(b for b, skip in ((engine_name(), cfg.skip_kuzu), ("neo4j", cfg.skip_neo4j)) if not skip)
 
 
 def print_scale_summary(report: Report, cfg: Config) -> None:
@@ -771,13 +847,13 @@ def print_scale_summary(report: Report, cfg: Config) -> None:
         value, peak = report.figures.get(f"{key}_s"), report.figures.get(f"{key}_peak_mb")
         return f"{value:,.1f} ({peak:,.0f})" if isinstance(value, float) else str(value or "-")
 
-    print(f"  {'runs':>6} {'store':<6} {'similarity old':>16} {'similarity new':>16} {'export old':>16} {'export new':>16} "
+    print(f"  {'runs':>6} {'store':<7} {'similarity old':>16} {'similarity new':>16} {'export old':>16} {'export new':>16} "
           f"{'import':>16} {'file MB':>8}", flush=True)
     for n in cfg.scale:
         for backend in scale_backends(cfg):
             p = f"{backend}_{n}"
             size = report.figures.get(f"{p}_file_mb")
-            print(f"  {n:>6} {backend:<6} {cell(f'{p}_similarity_components_old'):>16} "
+            print(f"  {n:>6} {backend:<7} {cell(f'{p}_similarity_components_old'):>16} "
                   f"{cell(f'{p}_similarity_components_new'):>16} {cell(f'{p}_export_old'):>16} {cell(f'{p}_export_new'):>16} "
                   f"{cell(f'{p}_import'):>16} {f'{size:,.0f}' if size else '-':>8}", flush=True)
 
@@ -816,7 +892,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--edge-budget", type=float, default=120.0,
                         help="seconds one similarity edges=True call may take before repeats are skipped (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic catalog (default 0)")
-    parser.add_argument("--skip-neo4j", action="store_true", help="benchmark Kuzu only")
+    parser.add_argument("--skip-neo4j", action="store_true", help="benchmark the embedded store only")
     parser.add_argument("--skip-kuzu", action="store_true", help="with --scale: benchmark Neo4j only")
     parser.add_argument("--scale", type=lambda text: tuple(int(n) for n in text.split(",")), default=(),
                         help="instead: whole-catalog similarity, export and import at these numbers of runs, e.g. "
@@ -828,15 +904,20 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--baseline-max-runs", type=int, default=10**9,
                         help="time the old similarity and export only up to this many runs (default: always)")
     parser.add_argument("--old-similarity-max-runs", type=int, default=1000,
-                        help="time the old pairwise similarity only up to this many runs (default 1,000: on Kuzu its "
-                             "memory grows with the pairs of runs sharing a member, 4.8 GB at 1,000 runs of the default "
-                             "catalog, about four times that at 2,000)")
+                        help="time the old pairwise similarity only up to this many runs (default 1,000: on the embedded "
+                             "store its memory grows with the pairs of runs sharing a member, 4.8 GB at 1,000 runs of the "
+                             "default catalog, about four times that at 2,000)")
     parser.add_argument("--child-timeout", type=float, default=900.0,
                         help="seconds one measured task may take with --scale (default 900)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measured task, as JSON
+    parser.add_argument("--embedded-only", help=argparse.SUPPRESS)  # internal: other_engine's child, the Config as JSON
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child_task(json.loads(args.child))), flush=True)
+        raise SystemExit(0)
+    if args.embedded_only:
+        spec = json.loads(args.embedded_only)
+        print(json.dumps(embedded_only(Config(**{**spec, "scale": tuple(spec["scale"])}))), flush=True)
         raise SystemExit(0)
     cfg = Config(runs=args.runs, edges=args.edges, memberships=args.memberships, repeat=args.repeat,
                  edge_repeat=args.edge_repeat, edge_budget_s=args.edge_budget, seed=args.seed,
@@ -873,7 +954,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add("run_tables_s", tabled, "run_tables for all runs, built once for the raw COPY", "s",
                "(Catalog.add repeats this work)")
     with tempfile.TemporaryDirectory(prefix="circuitdb-bench-") as folder:
-        bench_kuzu(report, cfg, runs, tables, Path(folder))
+        bench_embedded(report, cfg, runs, tables, Path(folder))
+    other_engine(report, cfg)
     if not cfg.skip_neo4j:
         bench_neo4j(report, cfg, runs, tables)
     print_targets(report, cfg)

@@ -126,6 +126,17 @@ class Catalog:
         self.store.init()
         return Written(f"catalog ready ({self.store.backend})", len(all_runs(self.store)), {"backend": self.store.backend})
 
+    def from_kuzu(self, path: Path | str) -> Written:
+        """Copy a catalog that Kuzu 0.11.3 wrote (circuitdb before ladybug) into this one, a new embedded catalog:
+        every run, edge, feature relation and steering vector, in one transaction. Needs kuzu installed beside
+        (`circuitdb[kuzu]`); the old file is brought up to date by Kuzu first, as any writable open does."""
+        from circuitdb.store.move import copy_from_kuzu
+
+        if self.store.backend != "kuzu":
+            raise CircuitdbError("from-kuzu copies into an embedded catalog (--store kuzu:NEW_FILE), not into Neo4j")
+        counts = copy_from_kuzu(self.store, Path(path))
+        return Written(f"copied {path} into {self.url}", counts["Run"], {"rows": counts})
+
     def add(self, runs: Run | Iterable[Run]) -> list[str]:
         """Write runs (each atomically, replacing an earlier copy with the same id); all are validated first."""
         batch = [runs] if isinstance(runs, Run) else list(runs)

@@ -50,6 +50,19 @@ def init(store: str | None) -> None:
     click.echo(f"{result.what}, {result.count} runs")
 
 
+@main.command("from-kuzu")
+@click.argument("old", type=click.Path(dir_okay=False, path_type=Path))
+@store_option
+def from_kuzu(old: Path, store: str | None) -> None:
+    """Copy a catalog Kuzu 0.11.3 wrote (circuitdb before ladybug) into a new embedded catalog (needs
+    pip install 'circuitdb[kuzu]')."""
+    with open_catalog(store) as catalog:
+        result = catalog.from_kuzu(old)
+    rows = result.facts["rows"]
+    click.echo(f"{result.what}: {result.count} runs, {rows['Edge']} edges, {rows['Component']} components, "
+               f"{rows['RELATES']} feature relations, {rows['SteeringVector']} steering vectors")
+
+
 def echo_runs(verb: str, runs: Runs) -> None:
     for info in runs:
         click.echo(f"{verb} {info.id}  {label_of(info)}  {info.n_nodes} nodes, {info.n_edges} edges")

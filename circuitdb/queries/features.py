@@ -23,7 +23,7 @@ def resolve_component(store: Store, text: str, model: str | None = None) -> str:
             name = canonical(name_part)
         except CircuitdbError:
             continue
-        rows = run_query(store, "component_lookup", cname=name, model=model_part)
+        rows = run_query(store, "component_lookup", cname=name, model=model_part or "")
         if len(rows) == 1:
             return rows[0]["id"]
         if len(rows) > 1:
@@ -41,8 +41,12 @@ def _splits(text: str, model: str | None) -> list[tuple[str | None, str]]:
 
 def feature_list(store: Store, model: str | None, limit: int) -> pd.DataFrame:
     """Rows (model, feature, dictionary, layer, runs, relations) of the SAE features, those in most runs first."""
-    rows = run_query(store, "feature_list", model=model or "", limit=limit)
-    return pd.DataFrame(rows, columns=["model", "feature", "dictionary", "layer", "runs", "relations"])
+    columns = ["id", "model", "feature", "dictionary", "layer", "relations"]
+    frame = pd.DataFrame(run_query(store, "feature_list", model=model or ""), columns=columns)
+    runs = {r["id"]: r["runs"] for r in run_query(store, "feature_runs", model=model or "")}
+    frame.insert(5, "runs", [runs.get(i, 0) for i in frame["id"]])
+    frame = frame.sort_values(["runs", "relations", "model", "feature"], ascending=[False, False, True, True])
+    return frame.drop(columns="id").head(limit).reset_index(drop=True)
 
 
 def related(store: Store, component: str, min_weight: float = 0.0, limit: int = 50) -> pd.DataFrame:
@@ -87,7 +91,7 @@ class SteeringInfo(Result):
 
 def steering_vectors(store: Store) -> pd.DataFrame:
     """Every stored steering vector, one row each (values left out)."""
-    rows = run_query(store, "steering_vectors", id=None)
+    rows = run_query(store, "steering_vectors", id="")
     columns = ["id", "model", "name", "layer", "description", "dim", "norm", "vector"]
     return pd.DataFrame(rows, columns=columns).drop(columns="vector")
 
@@ -97,7 +101,7 @@ def steering(store: Store, model: str, name: str) -> SteeringInfo:
     vid = component_id(model, name)
     rows = run_query(store, "steering_vectors", id=vid)
     if not rows:
-        known = ", ".join(r["id"] for r in run_query(store, "steering_vectors", id=None)) or "none"
+        known = ", ".join(r["id"] for r in run_query(store, "steering_vectors", id="")) or "none"
         raise CircuitdbError(f"unknown steering vector {vid!r} (stored: {known})")
     row = rows[0]
     decomposition = pd.DataFrame(run_query(store, "steering_decomposition", id=vid), columns=["feature", "method", "coef"])

@@ -1,4 +1,5 @@
-"""Embedded store: a Kuzu database file; bulk rows go in through COPY from Arrow tables inside one transaction."""
+"""Embedded store: a database file of ladybug (the maintained fork of Kuzu) or Kuzu 0.11.3; bulk rows go in through COPY
+from Arrow tables inside one transaction."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables
 from circuitdb.lazy import pa
 from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
-from circuitdb.store.engine import engine
+from circuitdb.store.engine import engine, refuse_other_engine
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
 from circuitdb.store.signals import signals_held
@@ -33,10 +34,12 @@ OUTSIDE_OPERATORS = {"COPY_TO", "COPY_FROM", "EXPORT_DATABASE", "IMPORT_DATABASE
 # table functions that read the catalog itself (READ_FTABLE is Kuzu's own intermediate result); file readers are not here
 READ_FUNCTIONS = {"READ_FTABLE", "TABLE_INFO", "CURRENT_SETTING", "DB_VERSION", "STORAGE_INFO"}
 READ_FUNCTION_PREFIXES = ("SHOW_",)
-NO_CATALOG = "{path} is a Kuzu database without a circuitdb catalog in it (run `circuitdb init` to add one)"
+NO_CATALOG = "{path} is a database without a circuitdb catalog in it (run `circuitdb init` to add one)"
 # Kuzu's write journal (not part of the catalog schema): staging ids of run writes not yet published
 JOURNAL = "Unfinished"
 JOURNAL_DDL = f"CREATE NODE TABLE IF NOT EXISTS {JOURNAL}(id STRING, PRIMARY KEY(id))"
+# runs published per transaction (`KuzuStore._publish`)
+PUBLISH_RUNS = 100
 CREATE_INCLUDES = (
     "LOAD FROM $rows MATCH (r:Run {id: $id}), (c:Component {id: to}) CREATE (r)-[:INCLUDES {score: score}]->(c)"
 )
@@ -58,7 +61,7 @@ class KuzuStore(SmallWrites):
         self._current = False  # a read-only open has checked the file has every column of the schema
         self._must_hold_catalog = read_only or not create
         if not path.parent.is_dir():
-            raise StoreError(f"cannot create a Kuzu store at {path}: no folder {path.parent}")
+            raise StoreError(f"cannot create an embedded store at {path}: no folder {path.parent}")
         if read_only or path.exists():
             self.conn  # noqa: B018 - opens now: a busy or broken file is reported before any work
 
@@ -66,12 +69,13 @@ class KuzuStore(SmallWrites):
         """Take the sidecar lock (shared to read, exclusive to write) before Kuzu touches any file, then open; while
         another process holds what this needs, wait (saying so once) up to `wait_s`. Kuzu's own lock alone lets a
         process that opens race one that checkpoints or closes (its WAL and shadow files come and go)."""
+        refuse_other_engine(self.path, self.engine.__name__)
         deadline, said = time.monotonic() + self.wait_s, False
         new_lock = not os.path.exists(f"{self.path}.lock")
         try:
             lock = open(f"{self.path}.lock", "a")  # noqa: SIM115 - held until release()
         except OSError as exc:
-            raise StoreError(f"cannot open Kuzu store at {self.path}: {exc.strerror} ({exc.filename})") from None
+            raise StoreError(f"cannot open the embedded store at {self.path}: {exc.strerror} ({exc.filename})") from None
         while True:
             try:
                 fcntl.flock(lock, (fcntl.LOCK_SH if self.read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
@@ -90,8 +94,8 @@ class KuzuStore(SmallWrites):
                     if NOT_KUZU.search(str(exc)):
                         if new_lock:  # no circuitdb process uses a lock beside a file that is not a database
                             Path(lock.name).unlink(missing_ok=True)
-                        raise StoreError(f"{self.path} is not a catalog: the file is not a Kuzu database") from None
-                    raise StoreError(f"cannot open Kuzu store at {self.path}: {exc}") from None
+                        raise StoreError(f"{self.path} is not a catalog: the file is not a database") from None
+                    raise StoreError(f"cannot open the embedded store at {self.path}: {exc}") from None
             if time.monotonic() >= deadline:
                 lock.close()
                 raise StoreError(f"{self.path} is in use by another process: {situation(self.path, lock.name)}; "
@@ -217,7 +221,7 @@ class KuzuStore(SmallWrites):
         except RuntimeError as exc:
             if "read-only" in str(exc):
                 raise CircuitdbError("refused: the query writes, and this store is opened read-only") from None
-            raise CircuitdbError(f"query failed on Kuzu: {exc}") from None
+            raise CircuitdbError(f"query failed on the embedded store: {exc}") from None
 
     def query(self, cypher: str, params: dict[str, Any] | None = None, timeout_s: float = 30) -> Rows:
         """User Cypher: one statement that only reads the catalog (by its words, then by Kuzu's plan), stopped after
@@ -246,8 +250,8 @@ class KuzuStore(SmallWrites):
                 raise
 
     def _copy(self, table_name: str, table: pa.Table) -> None:
-        """COPY the rows, as one chunk per column: Kuzu 0.11.3 drops the rows after an empty chunk (a batch whose first
-        run has no edges, say, a run of scores only)."""
+        """COPY the rows, as one chunk per column: Kuzu 0.11.3 and ladybug 0.22 both drop the rows after an empty chunk
+        (a batch whose first run has no edges, say, a run of scores only)."""
         if table.num_rows:
             self._exec(f"COPY {table_name} FROM $rows", {"rows": table.combine_chunks()})
 
@@ -300,7 +304,7 @@ class KuzuStore(SmallWrites):
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, RuntimeError):
-                raise StoreError(f"writing run {names} to Kuzu failed, nothing written: {exc}") from None
+                raise StoreError(f"writing run {names} to the embedded store failed, nothing written: {exc}") from None
             raise
         try:
             self._copy("Component", components)
@@ -309,36 +313,74 @@ class KuzuStore(SmallWrites):
             self._exec("COMMIT")
             self._exec("CHECKPOINT")
         except BaseException as exc:
-            # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is rolled
-            # back or closed; crash recovery discards it safely and the journal names what to remove. The rows were
-            # checked, so only I/O errors get here: end the process.
-            sys.stderr.write(f"error: writing run {names} to Kuzu failed mid-COPY ({exc}); exiting so that crash "
-                             f"recovery discards the transaction\n")
-            sys.stderr.flush()
-            os._exit(70)
+            if self.engine.__name__ == "kuzu":
+                # Kuzu 0.11.3 empties a whole relationship table when a transaction holding a COPY into it is rolled
+                # back or closed; crash recovery discards it safely and the journal names what to remove. The rows
+                # were checked, so only I/O errors get here: end the process.
+                sys.stderr.write(f"error: writing run {names} to Kuzu failed mid-COPY ({exc}); exiting so that crash "
+                                 f"recovery discards the transaction\n")
+                sys.stderr.flush()
+                os._exit(70)
+            self._rollback()  # ladybug keeps the tables whole (tests/test_engine.py)
+            self._discard(list(stage.values()))  # what a commit before a failed checkpoint left
+            if isinstance(exc, RuntimeError):
+                raise StoreError(f"writing run {names} to the embedded store failed, nothing written: {exc}") from None
+            raise
         return stage
 
     def _publish(self, batch: list[RunTables], stage: dict[str, str], names: str) -> None:
-        """Transaction 2 (no COPY, so a rollback is safe): run nodes, memberships and links replace the old copies,
-        staged edges take their run's id, the journal is cleared. On failure the staged edges go too."""
-        self._exec("BEGIN TRANSACTION")
-        try:
-            for tables in batch:
-                rid = tables.run_id
-                run_steps(replace_run(tables, self.backend), self._rows)
-                if tables.includes.num_rows:
-                    self._exec(CREATE_INCLUDES, {"id": rid, "rows": tables.includes})
-                if stage[rid] != rid:
-                    self._exec("MATCH (e:Edge) WHERE e.run_id = $stage SET e.run_id = $id",
-                               {"stage": stage[rid], "id": rid})
-            self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids DELETE u", {"ids": list(stage.values())})
-            self._exec("COMMIT")
-        except BaseException as exc:
-            self._rollback()
-            self._discard(list(stage.values()))
-            if isinstance(exc, (RuntimeError, CircuitdbError)):
-                raise StoreError(f"writing run {names} to Kuzu failed, no run written: {exc}") from None
-            raise
+        """Transactions 2, 3, ... (no COPY, so a rollback is safe), each of up to `PUBLISH_RUNS` runs in batch order:
+        run nodes, memberships and links replace the old copies, staged edges take their run's id, the journal
+        entries go. A transaction's memberships are held in memory until it commits, so a batch of thousands of runs
+        is published in parts. On failure the runs not yet published are discarded, staged edges and all."""
+        for start in range(0, len(batch), PUBLISH_RUNS):
+            part = batch[start : start + PUBLISH_RUNS]
+            self._exec("BEGIN TRANSACTION")
+            try:
+                for tables in part:
+                    rid = tables.run_id
+                    run_steps(replace_run(tables, self.backend), self._rows)
+                    if tables.includes.num_rows:
+                        self._exec(CREATE_INCLUDES, {"id": rid, "rows": tables.includes})
+                    if stage[rid] != rid:
+                        self._exec("MATCH (e:Edge) WHERE e.run_id = $stage SET e.run_id = $id",
+                                   {"stage": stage[rid], "id": rid})
+                self._exec(f"MATCH (u:{JOURNAL}) WHERE u.id IN $ids DELETE u", {"ids": [stage[t.run_id] for t in part]})
+                self._exec("COMMIT")
+                self._reconnect()
+            except BaseException as exc:
+                self._rollback()
+                try:
+                    self._discard([stage[t.run_id] for t in batch[start:]])
+                except RuntimeError as cleanup:
+                    exc = RuntimeError(f"{exc}; removing its staged rows failed too ({cleanup}): the next writer "
+                                       f"to open the file removes them")
+                if isinstance(exc, (RuntimeError, CircuitdbError)):
+                    done = f"the first {start} of {len(batch)} runs are written, no other" if start else "no run written"
+                    raise StoreError(f"writing run {names} to the embedded store failed, {done}: {exc}") from None
+                raise
+
+    def _reconnect(self) -> None:
+        """Replace the connection: ladybug keeps buffer-pool memory for each statement given Arrow rows until its
+        connection closes, so one long-lived connection ran out of its pool after about 4,000 of them."""
+        self._conn.close()
+        self._conn = self.engine.Connection(self.db)
+
+    def load_tables(self, files: dict[str, Path]) -> None:
+        """COPY Parquet files (columns in each table's order) into their tables, in one transaction: node tables
+        first. Only on ladybug, which keeps its tables whole when such a transaction is rolled back."""
+        with signals_held(f"copying tables into {self.path}"):
+            self._exec("BEGIN TRANSACTION")
+            try:
+                for table, file in files.items():
+                    self._exec(f"COPY {table} FROM '{file}'")
+                self._exec("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, RuntimeError):
+                    raise StoreError(f"copying tables into {self.path} failed, nothing written: {exc}") from None
+                raise
+            self._exec("CHECKPOINT")
 
     def _discard(self, staged: list[str]) -> None:
         """Remove what a failed write (or one a killed process left) staged: its edges and journal entries. The
@@ -358,18 +400,20 @@ class KuzuStore(SmallWrites):
                              f"left unfinished in {self.path}\n")
 
     def _small_write(self, what: str, make_steps: Callable[[], Steps]) -> Any:
-        """Steps in one transaction (no COPY, so a rollback is safe), after a checkpoint; the generator's result.
-        Kuzu 0.11.3 crashes (segfault) deleting relationships created since the last checkpoint once a few such
-        deletes have followed checkpoints (add, delete, add, delete, add, delete of runs); ladybug does not."""
+        """Steps in one transaction (no COPY, so a rollback is safe); the generator's result. On Kuzu 0.11.3 after a
+        checkpoint: it crashes (segfault) deleting relationships created since the last checkpoint once a few such
+        deletes have followed checkpoints (add, delete, add, delete ... of runs); ladybug does not
+        (test_runs_added_and_deleted_over_and_over_leave_a_working_file)."""
         with signals_held(what):
-            self._exec("CHECKPOINT")
+            if self.engine.__name__ == "kuzu":
+                self._exec("CHECKPOINT")
             self._exec("BEGIN TRANSACTION")
             try:
                 result = run_steps(make_steps(), self._rows)
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, RuntimeError):
-                    raise StoreError(f"{what} on Kuzu failed, nothing written: {exc}") from None
+                    raise StoreError(f"{what} on the embedded store failed, nothing written: {exc}") from None
                 raise
             self._exec("COMMIT")
         return result

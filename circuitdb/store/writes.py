@@ -15,21 +15,26 @@ Rows = list[dict[str, Any]]
 Steps = Generator[tuple[str, dict[str, Any]], Rows, Any]
 
 
+def _value(source: str, name: str) -> str:
+    """`$a` (source `$`) or ``row.`a` `` (source `row.`): property names quoted, as ladybug reserves `index`."""
+    return f"{source}{name}" if source == "$" else f"{source}`{name}`"
+
+
 def _props(names: list[str], source: str) -> str:
     """`a: $a, b: $b` (source `$`) or `a: row.a, ...` (source `row.`)."""
-    return ", ".join(f"{p}: {source}{p}" for p in names)
+    return ", ".join(f"`{p}`: {_value(source, p)}" for p in names)
 
 
 def _assign(var: str, names: list[str], source: str) -> str:
     """`n.a = $a, n.b = $b`: every property set, so a rewrite leaves no stale value."""
-    return ", ".join(f"{var}.{p} = {source}{p}" for p in names)
+    return ", ".join(f"{var}.`{p}` = {_value(source, p)}" for p in names)
 
 
 def _set_changed(values: dict[str, str]) -> str:
     """`WITH n WHERE <some value differs> SET n.p = value, ...`: a node already as written is not written again, so
     concurrent writers of one model or task only share it (a SET locks it until the commit, even to the same value)."""
-    same = " AND ".join(f"coalesce(n.{p} = {v}, n.{p} IS NULL AND {v} IS NULL)" for p, v in values.items())
-    return f"WITH n WHERE NOT ({same}) SET " + ", ".join(f"n.{p} = {v}" for p, v in values.items())
+    same = " AND ".join(f"coalesce(n.`{p}` = {v}, n.`{p}` IS NULL AND {v} IS NULL)" for p, v in values.items())
+    return f"WITH n WHERE NOT ({same}) SET " + ", ".join(f"n.`{p}` = {v}" for p, v in values.items())
 
 
 def _merge_node(label: str) -> str:
