@@ -328,6 +328,7 @@ def test_a_write_failing_mid_copy_is_rolled_back_on_ladybug_and_every_table_stay
             raise RuntimeError("IO exception: No space left on device")
 
         monkeypatch.setattr(KuzuStore, "_copy_edges", copy_then_fail)
+        monkeypatch.setattr("circuitdb.store.kuzu.CREATE_ROWS", 0)  # the COPY path, as a large batch takes
         with pytest.raises(StoreError, match="failed, nothing written: IO exception: No space left on device"):
             catalog.add(new)
         monkeypatch.undo()
