@@ -276,15 +276,15 @@ class KuzuStore(SmallWrites):
         self.write_runs([tables])
 
     def write_runs(self, batch: list[RunTables]) -> None:
-        """All runs of the batch in two transactions, each run atomic even under kill -9 during a checkpoint.
+        """The runs of the batch, each atomic even under kill -9 during a checkpoint.
 
-        First the bulk rows (new components, edges) are COPYed under a staging id, journaled in `Unfinished`, and
-        checkpointed. Kuzu loses a COPY's rows when killed while checkpointing it, so nothing may refer to them
-        before that. Then one small, logged transaction creates each run's node and memberships (replacing the old
-        copy), gives the staged edges the run's id and clears the journal: a run, new or replaced, becomes visible
-        whole in one step. A writer that opens the file removes what a killed one left staged (`_recover`).
-        One batch, not one transaction per run: a Kuzu commit after a COPY costs time that grows with the table.
-        On ladybug a small batch is CREATEd instead (`_create`).
+        On ladybug a small batch is CREATEd in one logged transaction (`_create`). Otherwise the bulk rows (new
+        components, edges) are first COPYed under a staging id, journaled in `Unfinished`, and checkpointed: Kuzu
+        loses a COPY's rows when killed while checkpointing it, so nothing may refer to them before that. Then small,
+        logged transactions create each run's node and memberships (replacing the old copy), give the staged edges
+        the run's id and clear the journal: a run, new or replaced, becomes visible whole in one step. A writer that
+        opens the file removes what a killed one left staged (`_recover`). One COPY for the batch, not one per run:
+        a commit after a COPY costs time that grows with the table.
         """
         batch, names = checked_batch(batch)
         with signals_held(f"writing run {names}"):
@@ -379,8 +379,8 @@ class KuzuStore(SmallWrites):
     def _publish(self, batch: list[RunTables], stage: dict[str, str], names: str) -> None:
         """Transactions 2, 3, ... (no COPY, so a rollback is safe), each of up to `PUBLISH_RUNS` runs in batch order:
         run nodes, memberships and links replace the old copies, staged edges take their run's id, the journal
-        entries go. A transaction's memberships are held in memory until it commits, so a batch of thousands of runs
-        is published in parts. On failure the runs not yet published are discarded, staged edges and all."""
+        entries go. Each part runs on a fresh connection (`_reconnect`), so a batch of thousands of runs stays within
+        ladybug's buffer pool. On failure the runs not yet published are discarded, staged edges and all."""
         for start in range(0, len(batch), PUBLISH_RUNS):
             part = batch[start : start + PUBLISH_RUNS]
             self._exec("BEGIN TRANSACTION")
