@@ -16,7 +16,7 @@ from typing import Any
 from circuitdb.errors import CircuitdbError, StoreError
 from circuitdb.ingest.tables import RunTables
 from circuitdb.lazy import pa
-from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, NODES, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
+from circuitdb.schema import ADDED, KUZU_EDGE, KUZU_EDGE_STAGING, RELS, kuzu_ddl, kuzu_edge_ddl, kuzu_rel_ddl
 from circuitdb.store.engine import engine, refuse_other_engine
 from circuitdb.store.locks import situation
 from circuitdb.store.screen import refuse_plan, screen
@@ -40,15 +40,6 @@ JOURNAL = "Unfinished"
 JOURNAL_DDL = f"CREATE NODE TABLE IF NOT EXISTS {JOURNAL}(id STRING, PRIMARY KEY(id))"
 # runs published per transaction (`KuzuStore._publish`)
 PUBLISH_RUNS = 100
-# on ladybug, a batch of at most this many edges and memberships is CREATEd in one logged transaction (`_create`)
-CREATE_ROWS = 20_000
-CREATE_COMPONENTS = "LOAD FROM $rows CREATE (:Component {" + ", ".join(
-    f"`{p}`: `{p}`" for p in NODES["Component"].properties) + "})"
-CREATE_EDGES = (
-    "LOAD FROM $rows MATCH (a:Component {id: `from`}), (b:Component {id: `to`}) "
-    f"CREATE (a)<-[:SENDER]-(:{KUZU_EDGE.label} {{" + ", ".join(f"`{p}`: `{p}`" for p in KUZU_EDGE.properties)
-    + "})-[:RECEIVER]->(b)"
-)
 CREATE_INCLUDES = (
     "LOAD FROM $rows MATCH (r:Run {id: $id}), (c:Component {id: to}) CREATE (r)-[:INCLUDES {score: score}]->(c)"
 )
@@ -278,22 +269,18 @@ class KuzuStore(SmallWrites):
     def write_runs(self, batch: list[RunTables]) -> None:
         """The runs of the batch, each atomic even under kill -9 during a checkpoint.
 
-        On ladybug a small batch is CREATEd in one logged transaction (`_create`). Otherwise the bulk rows (new
-        components, edges) are first COPYed under a staging id, journaled in `Unfinished`, and checkpointed: Kuzu
-        loses a COPY's rows when killed while checkpointing it, so nothing may refer to them before that. Then small,
-        logged transactions create each run's node and memberships (replacing the old copy), give the staged edges
-        the run's id and clear the journal: a run, new or replaced, becomes visible whole in one step. A writer that
-        opens the file removes what a killed one left staged (`_recover`). One COPY for the batch, not one per run:
-        a commit after a COPY costs time that grows with the table.
+        First the bulk rows (new components, edges) are COPYed under a staging id, journaled in `Unfinished`, and
+        checkpointed: Kuzu loses a COPY's rows when killed while checkpointing it, so nothing may refer to them
+        before that. Then small, logged transactions create each run's node and memberships (replacing the old
+        copy), give the staged edges the run's id and clear the journal: a run, new or replaced, becomes visible whole
+        in one step. A writer that opens the file removes what a killed one left staged (`_recover`). One COPY for
+        the batch, not one per run: a commit after a COPY costs time that grows with the table. (CREATE instead of
+        COPY would spare that commit's checkpoint, but ladybug 0.22 took 2.4 s to CREATE the two ends of 300 edges.)
         """
         batch, names = checked_batch(batch)
         with signals_held(f"writing run {names}"):
             self._check_parents(batch)
-            if self.engine.__name__ == "ladybug" and sum(t.edges.num_rows + t.includes.num_rows
-                                                         for t in batch) <= CREATE_ROWS:
-                self._create(batch, names)
-            else:
-                self._publish(batch, self._stage(batch, names), names)
+            self._publish(batch, self._stage(batch, names), names)
 
     def _stage(self, batch: list[RunTables], names: str) -> dict[str, str]:
         """Transaction 1: journal, components and edges, then a checkpoint; each run's staging id (its own id when
@@ -301,7 +288,6 @@ class KuzuStore(SmallWrites):
         ids = [t.run_id for t in batch]
         stored = {r["id"] for r in self.read("MATCH (r:Run) WHERE r.id IN $ids RETURN r.id AS id", {"ids": ids})}
         stage = {rid: f"{rid}~{uuid.uuid4().hex[:12]}" if rid in stored else rid for rid in ids}
-        self._exec("CHECKPOINT")  # ladybug corrupts its heap rolling back a COPY over rows CREATEd since the last one
         edges = pa.concat_tables([t.edges for t in batch])
         edges = edges.set_column(edges.schema.get_field_index("run_id"), "run_id",
                                  pa.array([stage[r] for r in edges.column("run_id").to_pylist()], pa.string()))
@@ -346,35 +332,6 @@ class KuzuStore(SmallWrites):
             if tables.nests_in in set(parents) - stored:
                 raise StoreError(f"run {tables.run_id} nests in run {tables.nests_in}, which is not in the catalog; "
                                  f"nothing written")
-
-    def _create(self, batch: list[RunTables], names: str) -> None:
-        """A small batch on ladybug: every row CREATEd in one logged transaction, with no COPY and no checkpoint of
-        its own (ladybug checkpoints when its log has grown). A COPY's commit checkpoints, and a checkpoint costs time
-        in proportion to the catalog, so adding one small run this way stays as cheap in a large catalog as in an
-        empty one. Atomic by the engine's log: a killed write is rolled back on the next open."""
-        self._exec("BEGIN TRANSACTION")
-        try:
-            components = self._fresh_components(batch)
-            if components.num_rows:
-                self._exec(CREATE_COMPONENTS, {"rows": components.combine_chunks()})
-            first = self._rows(f"MATCH (e:{KUZU_EDGE.label}) RETURN max(e.id) AS n")[0]["n"]
-            first = 0 if first is None else first + 1
-            for tables in batch:
-                run_steps(replace_run(tables, self.backend), self._rows)
-                if tables.edges.num_rows:
-                    ids = pa.array(range(first, first + tables.edges.num_rows), pa.int64())
-                    self._exec(CREATE_EDGES, {"rows": tables.edges.append_column("id", ids).combine_chunks()})
-                    first += tables.edges.num_rows
-                if tables.includes.num_rows:
-                    self._exec(CREATE_INCLUDES, {"id": tables.run_id, "rows": tables.includes.combine_chunks()})
-            self._exec("COMMIT")
-        except BaseException as exc:
-            self._rollback()
-            if isinstance(exc, (RuntimeError, CircuitdbError)):
-                raise StoreError(f"writing run {names} to the embedded store failed, nothing written: {exc}") from None
-            raise
-        finally:
-            self._reconnect()
 
     def _publish(self, batch: list[RunTables], stage: dict[str, str], names: str) -> None:
         """Transactions 2, 3, ... (no COPY, so a rollback is safe), each of up to `PUBLISH_RUNS` runs in batch order:
