@@ -17,7 +17,7 @@ a larger pool, so shared / venn / similarity have real overlaps to find. Then it
    script always exits 0).
 
 With `--scale 500,1000,2000` it measures whole-catalog questions instead, per catalog size and on both stores: the
-embedded one on the selected engine only (CIRCUITDB_ENGINE=kuzu for Kuzu's), Neo4j only with --skip-kuzu: the import of
+embedded one on the selected engine only (CIRCUITDB_ENGINE=kuzu for Kuzu's), Neo4j only with --skip-embedded: the import of
 one export file (against adding runs one at a time), similarity over all runs (against the pairwise Cypher it replaced:
 same matrix; on Neo4j also against the driver without its Rust extension, neo4j-rust-ext, where that is installed) and
 the JSON export (against fetching run by run: same bytes). On Neo4j each kind of similarity is first called once on its
@@ -34,7 +34,7 @@ Figures are printed as labelled lines as they come; the last line is a JSON summ
 
     .venv/bin/python benchmarks/store.py [--runs 50 --edges 1000000 --memberships 100000 --repeat 20 --skip-neo4j]
     .venv/bin/python benchmarks/store.py --scale 500,1000,2000 [--scale-members 300 --scale-edges 300 --skip-neo4j]
-    .venv/bin/python benchmarks/store.py --scale 1000,2000 --skip-kuzu [--baseline-max-runs 0]
+    .venv/bin/python benchmarks/store.py --scale 1000,2000 --skip-embedded [--baseline-max-runs 0]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Config:
     edge_budget_s: float = 120.0
     seed: int = 0
     skip_neo4j: bool = False
-    skip_kuzu: bool = False  # with --scale: Neo4j only
+    skip_embedded: bool = False  # with --scale: Neo4j only
     scale: tuple[int, ...] = ()  # catalog sizes of the whole-catalog benchmark (then the one above is not run)
     scale_members: int = 300
     scale_edges: int = 300
@@ -820,7 +820,7 @@ def bench_scale(report: Report, cfg: Config) -> None:
             sized = Config(runs=n, memberships=n * cfg.scale_members, edges=n * cfg.scale_edges, seed=cfg.seed)
             export = folder / "runs.json"
             export.write_text(dumps(build_runs(sized)))
-            if not cfg.skip_kuzu:
+            if not cfg.skip_embedded:
                 scale_embedded(report, cfg, n, folder, export)
             if neo4j_server:
                 section(f"{n:,} runs: Neo4j")
@@ -836,7 +836,7 @@ def bench_scale(report: Report, cfg: Config) -> None:
 
 def scale_backends(cfg: Config) -> tuple[str, ...]:
     """The stores --scale measures, as their keys name them: the embedded one by its engine."""
-    return tuple(b for b, skip in ((engine_name(), cfg.skip_kuzu), ("neo4j", cfg.skip_neo4j)) if not skip)
+    return tuple(b for b, skip in ((engine_name(), cfg.skip_embedded), ("neo4j", cfg.skip_neo4j)) if not skip)
 
 
 def print_scale_summary(report: Report, cfg: Config) -> None:
@@ -893,7 +893,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
                         help="seconds one similarity edges=True call may take before repeats are skipped (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic catalog (default 0)")
     parser.add_argument("--skip-neo4j", action="store_true", help="benchmark the embedded store only")
-    parser.add_argument("--skip-kuzu", action="store_true", help="with --scale: benchmark Neo4j only")
+    parser.add_argument("--skip-embedded", action="store_true", help="with --scale: benchmark Neo4j only")
     parser.add_argument("--scale", type=lambda text: tuple(int(n) for n in text.split(",")), default=(),
                         help="instead: whole-catalog similarity, export and import at these numbers of runs, e.g. "
                              "500,1000,2000, each against the old way in the same run")
@@ -921,12 +921,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         raise SystemExit(0)
     cfg = Config(runs=args.runs, edges=args.edges, memberships=args.memberships, repeat=args.repeat,
                  edge_repeat=args.edge_repeat, edge_budget_s=args.edge_budget, seed=args.seed,
-                 skip_neo4j=args.skip_neo4j, skip_kuzu=args.skip_kuzu, scale=args.scale, scale_members=args.scale_members,
+                 skip_neo4j=args.skip_neo4j, skip_embedded=args.skip_embedded, scale=args.scale, scale_members=args.scale_members,
                  scale_edges=args.scale_edges, import_each=args.import_each, baseline_max_runs=args.baseline_max_runs,
                  old_similarity_max_runs=args.old_similarity_max_runs,
                  child_timeout_s=args.child_timeout)
-    if cfg.skip_kuzu and (not cfg.scale or cfg.skip_neo4j):
-        parser.error("--skip-kuzu needs --scale, and leaves Neo4j: not with --skip-neo4j")
+    if cfg.skip_embedded and (not cfg.scale or cfg.skip_neo4j):
+        parser.error("--skip-embedded needs --scale, and leaves Neo4j: not with --skip-neo4j")
     cfg.check()
     return cfg
 

@@ -56,7 +56,7 @@ def _export(old: Path, folder: Path, order: dict[str, list[str]]) -> dict[str, i
 
 def copy_from_kuzu(store: KuzuStore, old: Path) -> dict[str, int]:
     """Copy the catalog in the Kuzu 0.11 file `old` into `store`, a ladybug catalog that holds nothing yet; the rows
-    copied per table. Nothing is written when anything fails."""
+    copied per table. When anything fails the new catalog stays empty (its schema only)."""
     if store.engine.__name__ != "ladybug":
         raise StoreError("from-kuzu writes a ladybug file: unset CIRCUITDB_ENGINE=kuzu")
     if written_by(old) != "kuzu":
@@ -65,7 +65,7 @@ def copy_from_kuzu(store: KuzuStore, old: Path) -> dict[str, int]:
     held = store.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
     if held:
         raise StoreError(f"{store.path} already holds {held} nodes: from-kuzu copies into a new, empty catalog")
-    order = {t: [c for c in cs if not (TABLES[t] and c == "_id")] for t, cs in columns(store).items()}
+    order = columns(store)
     with tempfile.TemporaryDirectory(prefix="circuitdb-move-") as folder:
         env = {**os.environ, "CIRCUITDB_ENGINE": "kuzu"}
         out = subprocess.run([sys.executable, "-m", "circuitdb.store.move", str(old), folder, json.dumps(order)],
