@@ -30,7 +30,8 @@ def engine() -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise StoreError(f"the embedded engine {name} is not installed (pip install 'circuitdb[{name}]')") from None
+        how = "pip install 'circuitdb[kuzu]'" if name == "kuzu" else "reinstall circuitdb, which depends on it"
+        raise StoreError(f"the embedded engine {name} is not installed ({how})") from None
 
 
 def written_by(path: Path) -> str | None:
