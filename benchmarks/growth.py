@@ -23,7 +23,6 @@ import argparse
 import importlib
 import importlib.util
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from children import on_engine
 
 
 def runs(args: argparse.Namespace, first: int, count: int, seed: int) -> list:
@@ -200,17 +200,11 @@ def main() -> None:
 
 
 def engine_child(name: str) -> list[dict]:
-    """Run this script's catalog measurement with CIRCUITDB_ENGINE=name in a child, its lines shown as they come."""
-    child = subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--child"], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "CIRCUITDB_ENGINE": name})
-    lines = []
-    for line in child.stdout:
-        lines.append(line)
-        if not line.startswith("["):
-            print(line, end="", flush=True)
-    if child.wait():
+    """This script's catalog measurement with CIRCUITDB_ENGINE=name, in a child."""
+    code, rows = on_engine([sys.executable, __file__, *sys.argv[1:], "--child"], name)
+    if code:
         sys.exit(f"the measurement on {name} failed")
-    return json.loads(lines[-1])
+    return rows
 
 if __name__ == "__main__":
     main()

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from children import on_engine
 
 from circuitdb import Catalog
 from circuitdb.catalog import IMPORT_ROWS
@@ -460,16 +461,10 @@ def other_engine(report: Report, cfg: Config) -> None:
               flush=True)
         return
     command = [sys.executable, str(Path(__file__).resolve()), "--embedded-only", json.dumps(asdict(cfg))]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "CIRCUITDB_ENGINE": other})
-    lines = []
-    for line in child.stdout:
-        lines.append(line)
-        if not line.startswith("{"):
-            print(line, end="", flush=True)
-    if child.wait():
-        print(f"\n  {other}'s embedded figures failed: its child process exited {child.returncode}", flush=True)
+    code, got = on_engine(command, other)
+    if code:
+        print(f"\n  {other}'s embedded figures failed: its child process exited {code}", flush=True)
         return
-    got = json.loads(lines[-1])
     report.figures.update(got["figures"])
     report.labels.update(got["labels"])
     compare_engines(report, {engine_name(): engine_label(), other: got["engine"]})

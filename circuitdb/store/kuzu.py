@@ -9,7 +9,8 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -375,17 +376,24 @@ class KuzuStore(SmallWrites):
         """COPY Parquet files (columns in each table's order) into their tables, in one transaction: node tables
         first. Only on ladybug, which keeps its tables whole when such a transaction is rolled back."""
         with signals_held(f"copying tables into {self.path}"):
-            self._exec("BEGIN TRANSACTION")
-            try:
+            with self._transaction(f"copying tables into {self.path} failed"):
                 for table, file in files.items():
                     self._exec(f"COPY {table} FROM '{file}'")
-                self._exec("COMMIT")
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, RuntimeError):
-                    raise StoreError(f"copying tables into {self.path} failed, nothing written: {exc}") from None
-                raise
             self._exec("CHECKPOINT")
+
+    @contextmanager
+    def _transaction(self, failed: str) -> Iterator[None]:
+        """BEGIN, the body, COMMIT; an engine error in the body is rolled back and becomes one line, `{failed},
+        nothing written: ...` (only where a rollback is safe: no COPY on Kuzu 0.11.3)."""
+        self._exec("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, RuntimeError):
+                raise StoreError(f"{failed}, nothing written: {exc}") from None
+            raise
+        self._exec("COMMIT")
 
     def _discard(self, staged: list[str]) -> None:
         """Remove what a failed write (or one a killed process left) staged: its edges and journal entries. The
@@ -412,15 +420,8 @@ class KuzuStore(SmallWrites):
         with signals_held(what):
             if self.engine.__name__ == "kuzu":
                 self._exec("CHECKPOINT")
-            self._exec("BEGIN TRANSACTION")
-            try:
+            with self._transaction(f"{what} on the embedded store failed"):
                 result = run_steps(make_steps(), self._rows)
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, RuntimeError):
-                    raise StoreError(f"{what} on the embedded store failed, nothing written: {exc}") from None
-                raise
-            self._exec("COMMIT")
         return result
 
     def _fresh_components(self, batch: list[RunTables]) -> pa.Table:
